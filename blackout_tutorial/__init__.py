@@ -1,0 +1,27 @@
+"""blackout_tutorial: the companion package of the Blackout Diffusion book.
+
+One module per idea, in the order the book teaches them (see the book's chapter map):
+``process`` (forward pure-death process), ``schedule`` (observation times, loss weights),
+``bridge`` (reverse-time quantities), ``losses`` (training loss, ELBO), ``sampling``
+(reverse samplers), ``nets`` (U-Net), ``data`` (count datasets), ``train`` (trainer),
+``evaluate`` (bits/dim, FID), ``plotting`` (figures and widgets).
+
+Submodules are imported on first use, so ``import blackout_tutorial`` stays fast and
+``blackout_tutorial.process`` works without a separate import.
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("process", "schedule", "bridge", "losses", "sampling", "oracle", "nets",
+               "data", "train", "presets", "evaluate", "baselines", "plotting", "profiles")
+
+
+def __getattr__(name):
+    # Lazy submodule import (PEP 562): keeps the top-level import light.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_SUBMODULES]
