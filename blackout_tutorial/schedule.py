@@ -1,0 +1,81 @@
+"""Observation times and loss weights of Blackout Diffusion (Chapters 3 and 5).
+
+The official code observes the forward process at T times t_0 < ... < t_{T-1} = t_end that
+are equally spaced in the logit of the survival probability p_t = e^{-t}, i.e. in log-SNR
+(for a unit count, SNR = p/(1-p)). Training draws a time index k uniformly (pi_k = 1/T) and
+multiplies the per-time loss by a weight w_k, so the average over k estimates the integral
+(or sum) over time that the objective asks for.
+"""
+import math
+
+import torch
+
+KINDS = ("official", "elbo")
+VARIANTS = ("instantaneous", "finite")
+
+
+def observation_times(T=1000, t_end=15.0):
+    """Times with logit(e^{-t_k}) = L (1 - 2k/(T-1)), L = ln(e^{t_end} - 1), k = 0..T-1 (Eq. (3.9), Chapter 3).
+
+    t_k = ln(1 + e^{-L(1 - 2k/(T-1))}): t_0 is about e^{-t_end}, and the last time is set to
+    exactly ``t_end`` (the formula gives it up to rounding). Returns float64 ``[T]``.
+    """
+    if isinstance(T, bool) or int(T) != T or T < 2:
+        raise ValueError(f"T must be an integer >= 2, got {T!r}")
+    if not math.isfinite(t_end) or t_end <= 0:
+        raise ValueError(f"t_end must be finite and > 0, got {t_end!r}")
+    T = int(T)
+    L = math.log(math.expm1(t_end))
+    k = torch.arange(T, dtype=torch.float64)
+    logit_p = L * (1 - 2 * k / (T - 1))
+    times = torch.logaddexp(torch.zeros_like(logit_p), -logit_p)  # -log sigmoid(logit_p)
+    times[-1] = t_end
+    return times
+
+
+def loss_weights(times, kind="official", variant="instantaneous"):
+    """Weights w_k for a time index k drawn uniformly from 0..T-1 (Eqs. (5.6)-(5.9), Chapter 5).
+
+    With p_k = e^{-t_k}, t_{-1} = 0 (so p_{-1} = 1):
+
+    * official, instantaneous: w_k = T p_k (t_k - t_{k-1})
+    * official, finite:        w_k = T (p_{k-1} - p_k)
+    * elbo, instantaneous:     w_k = T p_k / (1 - p_k) (t_k - t_{k-1})   (derived)
+    * elbo, finite:            w_k = T (p_{k-1} - p_k) / (1 - p_k)        (derived)
+
+    The ELBO weights come from the path KL between pure-birth processes, rate p/(1-p) dt; the
+    official weights are the ELBO ones times (1 - p_k), which down-weights small times. The
+    factor T undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum / finite-step sum.
+    ``times`` must be 1-D, strictly increasing, with times[0] > 0. Returns float64 ``[T]``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    times = torch.as_tensor(times, dtype=torch.float64)
+    if times.ndim != 1 or times.numel() < 1:
+        raise ValueError(f"times must be a non-empty 1-D tensor, got shape {tuple(times.shape)}")
+    if not bool(torch.isfinite(times).all()) or times[0] <= 0 or bool((torch.diff(times) <= 0).any()):
+        raise ValueError("times must be finite, strictly increasing and start above 0")
+    T = times.numel()
+    steps = torch.diff(times, prepend=times.new_zeros(1))      # t_k - t_{k-1}
+    p = torch.exp(-times)
+    one_minus_p = -torch.expm1(-times)
+    if variant == "instantaneous":
+        w = p * steps
+    else:
+        w = p * torch.expm1(steps)                              # p_{k-1} - p_k, without cancellation
+    if kind == "elbo":
+        w = w / one_minus_p
+    return T * w
+
+
+def sample_time_indices(batch, T, generator=None, device=None):
+    """Draw ``batch`` time indices uniformly from 0..T-1 (pi_k = 1/T, Chapter 5). Returns long ``[batch]``."""
+    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    if isinstance(T, bool) or int(T) != T or T < 1:
+        raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    if device is None and generator is not None:
+        device = generator.device
+    return torch.randint(0, int(T), (int(batch),), generator=generator, device=device)
