@@ -92,7 +92,7 @@ def marginal_birth_rate(model, x_t, t):
     t_batch = torch.as_tensor(t, dtype=torch.float64, device=x_t.device)
     if t_batch.ndim == 0 and x_t.ndim > 0:
         t_batch = t_batch.expand(x_t.shape[0])
-    y_hat = model(x_t.to(torch.get_default_dtype()), t_batch)
+    y_hat = model(x_t.to(torch.get_default_dtype()), t_batch.to(torch.get_default_dtype()))
     if y_hat.shape != x_t.shape:
         raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {tuple(y_hat.shape)}")
     return y_hat.to(torch.float64) * _per_sample(factor, x_t)
@@ -111,3 +111,28 @@ def sample_bridge(x_t, x0, s, t, generator=None):
     gap = (x0 - x_t).to(work)
     births = torch.binomial(gap, q.to(work).expand_as(gap).contiguous(), generator=generator)
     return (x_t.to(work) + births).to(x0.dtype)
+
+
+def check_time_grid(times):
+    """Validate an observation grid: 1-D, finite, strictly increasing, times[0] > 0. Returns float64.
+
+    The reverse samplers and the ELBO walk this grid from times[-1] down to times[0] and then
+    take one last step to t = 0 (Chapters 5-6).
+    """
+    times = torch.as_tensor(times, dtype=torch.float64)
+    if times.ndim != 1 or times.numel() < 1:
+        raise ValueError(f"times must be a non-empty 1-D tensor, got shape {tuple(times.shape)}")
+    if not bool(torch.isfinite(times).all()) or times[0] <= 0 or bool((torch.diff(times) <= 0).any()):
+        raise ValueError("times must be finite, strictly increasing and start above 0")
+    return times
+
+
+def step_probabilities(times):
+    """Bridge probabilities q_k = (p_{k-1} - p_k) / (1 - p_k) of the steps t_k -> t_{k-1}, t_{-1} = 0 (Eq. (4.9), Chapter 4).
+
+    ``times``: an increasing grid (see ``check_time_grid``). q_0 = 1: the last step, down to
+    t = 0, brings back every unit still missing. Returns float64 ``[T]`` on the grid's device.
+    """
+    times = check_time_grid(times)
+    previous = torch.cat([times.new_zeros(1), times[:-1]])
+    return bridge_probability(previous, times)

@@ -37,7 +37,7 @@ class UNetConfig:
 
 NET_SIZES = {
     # 8x8 digits: levels 8 -> 4 -> 2, attention at 4x4.
-    "tiny": UNetConfig(channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
+    "tiny": UNetConfig(channels=32, channel_mults=(1, 1, 2), num_res_blocks=1,
                        attention_levels=(1,), dropout=0.0, num_groups=8),
     # 28/32 px MNIST: 32 -> 16 -> 8, attention at 8x8.
     "small": UNetConfig(channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
@@ -192,3 +192,61 @@ class UNet(nn.Module):
             else:
                 h = layer[1](layer[0](torch.cat([h, skips.pop()], dim=1), temb))
         return self.head(h)[..., :size[0], :size[1]]
+
+
+def normalise_counts(x_t, t, n_max):
+    """Network input (x_t - n_max p_t / 2) / (n_max p_t / 2 + 1), p_t = e^{-t} (Chapter 7).
+
+    The official code feeds x_t - (n_max / 2) p_t: centred, but unscaled, so inputs reach
+    +-127 on 8-bit images. Dividing by n_max p_t / 2 + 1 keeps both ends of the process in
+    a range a network likes: near t = 0 the image lies in about [-1, 1] like a normalised
+    picture, and late in the process (n_max p_t << 1, a few surviving units on black)
+    each unit counts as about 1 instead of being blown up by 1 / p_t.
+    """
+    half = 0.5 * n_max * torch.exp(-t)[:, None, None, None]
+    return (x_t - half) / (half + 1.0)
+
+
+class RateModel(nn.Module):
+    """A U-Net wrapped as a rate model: ``model(x_t, t) -> y_hat >= 0`` (Chapters 4, 7).
+
+    y_hat estimates E[x0 - x_t | x_t], the units that died by time t. The output is
+    y_hat = n_max (1 - e^{-t}) softplus(f(x, t)): the factor (1 - e^{-t}) is the fraction
+    of units dead by time t, so f stays O(1) at every t although y_hat itself shrinks to
+    ~ n_max t near t = 0 (the softplus would otherwise need outputs near -20 there).
+    The implied birth rate p_t/(1 - p_t) * y_hat = n_max p_t softplus(f) is smooth in t.
+    """
+
+    def __init__(self, net: UNet, n_max: int):
+        super().__init__()
+        if int(n_max) != n_max or n_max < 1:
+            raise ValueError(f"n_max must be a positive integer, got {n_max!r}")
+        self.net = net
+        self.n_max = int(n_max)
+
+    def forward(self, x_t, t):
+        channels = self.net.cfg.image_channels
+        if x_t.ndim != 4 or x_t.shape[1] != channels:
+            raise ValueError(f"x_t must have shape [B, {channels}, H, W], got {tuple(x_t.shape)}")
+        t = torch.as_tensor(t, dtype=torch.float32, device=x_t.device)
+        t = t.expand(x_t.shape[0]) if t.ndim == 0 else t
+        if t.shape != (x_t.shape[0],):
+            raise ValueError(f"t must be a scalar or have shape [B] = [{x_t.shape[0]}], "
+                             f"got {tuple(t.shape)}")
+        x_t = x_t.float()
+        # One device sync for both checks (this runs once per sampler step).
+        if not bool((t >= 0).all() & torch.isfinite(t).all() & (x_t >= 0).all()):
+            raise ValueError("t must be finite and >= 0, and x_t must hold counts >= 0")
+        f = self.net(normalise_counts(x_t, t, self.n_max), t).float()
+        dead_fraction = -torch.expm1(-t)[:, None, None, None]
+        return self.n_max * dead_fraction * F.softplus(f)
+
+
+def build_rate_model(cfg: UNetConfig, n_max: int):
+    """A freshly initialised ``RateModel`` with the U-Net of ``cfg`` (Chapter 7)."""
+    return RateModel(UNet(cfg), n_max)
+
+
+def count_parameters(module):
+    """Number of trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

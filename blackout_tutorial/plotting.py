@@ -35,3 +35,31 @@ def image_grid(images, n_max, nrow=8, ax=None, title=None, cmap="gray"):
     if title:
         ax.set_title(title)
     return ax
+
+
+def image_row(axes, images, titles=None, vmin=0.0, vmax=1.0, ylabel=None, cmap="gray"):
+    """Draw 2-D images one per axis with shared colour limits (Chapters 1 and 3: noising over time)."""
+    for i, (ax, image) in enumerate(zip(axes, images)):
+        ax.imshow(_to_numpy(image), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if ylabel:
+        axes[0].set_ylabel(ylabel, fontsize=9)
+    return axes
+
+
+def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
+    """Exact pmf over n = 0..len(pmf)-1 (line) against normalised sample counts (bars) (Chapters 2-3)."""
+    pmf = _to_numpy(pmf)
+    n = np.arange(len(pmf))
+    if samples is not None:
+        counts = np.bincount(_to_numpy(samples).astype(np.int64).ravel(), minlength=len(pmf))
+        # One filled step artist instead of hundreds of bar patches (much faster to draw).
+        ax.stairs(counts / counts.sum(), np.arange(len(pmf) + 1) - 0.5, fill=True, color=color,
+                  alpha=0.35, label="simulated")
+    ax.plot(n, pmf, color=color, lw=1.5, label=label if label is not None else "exact")
+    ax.set_xlabel("n")
+    ax.set_ylabel("P(n)")
+    return ax

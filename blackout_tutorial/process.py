@@ -50,7 +50,7 @@ def _check_count_scalar(n0, name="n0"):
 
 
 def survival(t):
-    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Eq. (3.3), Chapter 3).
+    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Chapter 3, Eq. ch3-survival).
 
     Returns a float for a Python number and a tensor (same dtype and device) for a tensor.
     """
@@ -61,7 +61,7 @@ def survival(t):
 
 
 def marginal_pmf(n0, t, n_max=None):
-    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Eq. (3.4), Chapter 3).
+    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Chapter 3, Eq. ch3-binomial).
 
     ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape plus a
     last dimension over n = 0..n_max (``n_max`` defaults to max(n0)). Computed in log space
@@ -90,7 +90,7 @@ def marginal_pmf(n0, t, n_max=None):
 
 
 def generator_matrix(n_max):
-    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Eq. (2.3), Chapter 2).
+    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Chapter 2, Eq. ch2-generator).
 
     Q[n-1, n] = n (a death from n) and Q[n, n] = -n; every column sums to 0. float64.
     """
@@ -100,7 +100,7 @@ def generator_matrix(n_max):
 
 
 def solve_master_equation(p0, times):
-    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Eq. (2.4), Chapter 2).
+    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Chapter 2, Eq. ch2-matrix-exp).
 
     ``p0`` is a probability vector over n = 0..n_max; ``times`` a 1-D sequence of times >= 0.
     Uses ``torch.linalg.matrix_exp`` in float64. Returns ``[len(times), n_max + 1]``.
@@ -135,7 +135,7 @@ def _death_times(n0, n_paths, method, generator):
 
 
 def gillespie(n0, t_end, generator=None):
-    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Eq. (2.6), Chapter 2).
+    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Chapter 2, Eq. ch2-gillespie).
 
     Returns ``(jump_times [J], states [J+1])``: ``states[0] = n0`` and ``states[j+1] = n0 - (j+1)``
     is the state right after ``jump_times[j]``; only jumps at times <= t_end are kept.
@@ -167,7 +167,7 @@ def state_at_times(n0, times, n_paths, method="lifetimes", generator=None):
 
 
 def sample_forward(x0, t, generator=None):
-    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Eq. (3.4), Chapter 3).
+    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Chapter 3, Eq. ch3-binomial).
 
     ``x0``: counts ``[B, ...]`` (integer dtype or integer-valued float). ``t``: a float, a
     0-d tensor, or a ``[B]`` tensor broadcast over each sample. Runs on x0's device with

@@ -1,0 +1,271 @@
+"""A Gaussian diffusion baseline with the same U-Net, data and budget as Blackout (Chapter 10).
+
+A compact variance-preserving DDPM {cite}`ho2020ddpm,kingma2021vdm` on counts mapped to
+[-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]:
+
+    x_u = alpha_u x + sigma_u eps,   alpha_u^2 = sigmoid(lambda_u),  sigma_u^2 = sigmoid(-lambda_u),
+
+with the cosine schedule written in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
+[lambda_min, lambda_max] {cite}`nichol2021improved`. The network is the *same* ``nets.UNet``
+the Blackout rate model wraps, used raw (no softplus): it predicts eps. It is fed the time
+t = -log alpha_u^2, so its time features see logit(e^{-t}) = lambda_u, the log-SNR, exactly
+as the Blackout network sees the per-unit log-SNR logit(p_t) of its own schedule.
+
+Sampling is ancestral (posterior q(x_s | x_t, x0_hat) step by step); the likelihood is the
+discrete-time variational bound on the *integer* pixels with a discretised-Gaussian decoder,
+the same kind of number as Blackout's ELBO (a bound on -log P(counts)).
+"""
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from blackout_tutorial import nets
+from blackout_tutorial.process import _check_counts
+from blackout_tutorial.train import batch_indices, learning_rate, step_seed, update_ema
+
+LOG_SNR_RANGE = (-10.0, 10.0)
+
+
+def _check_range(log_snr_range):
+    low, high = (float(v) for v in log_snr_range)
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"log_snr_range must be finite (min, max) with min < max, got {log_snr_range!r}")
+    return low, high
+
+
+def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
+    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b) (Eq. (10.5), Chapter 10).
+
+    a and b put lambda_0 = max and lambda_1 = min of ``log_snr_range``. Untruncated
+    (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), the cosine schedule of Nichol and
+    Dhariwal without their offset. ``u`` in [0, 1]; returns float tensors like ``u``.
+    """
+    low, high = _check_range(log_snr_range)
+    u = torch.as_tensor(u, dtype=torch.get_default_dtype() if not torch.is_tensor(u) else None)
+    if bool((u < 0).any()) or bool((u > 1).any()):
+        raise ValueError("u must lie in [0, 1]")
+    b = math.atan(math.exp(-high / 2))
+    a = math.atan(math.exp(-low / 2)) - b
+    return -2 * torch.log(torch.tan(a * u + b))
+
+
+def net_time(log_snr):
+    """The time t = -log alpha^2 = softplus(-lambda) at which ``nets.UNet`` reads log-SNR lambda (Chapter 10)."""
+    return F.softplus(-log_snr)
+
+
+def to_signed(counts, n_max):
+    """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale (Chapter 10)."""
+    return 2.0 * counts.float() / n_max - 1.0
+
+
+def to_counts(x, n_max):
+    """Nearest count of x in [-1, 1] (inverse of ``to_signed``; clipped to 0..n_max), long."""
+    return torch.round((x + 1.0) * n_max / 2.0).clamp(0, n_max).long()
+
+
+class EpsModel(torch.nn.Module):
+    """``nets.UNet`` as a Gaussian noise predictor eps_hat(x_u, lambda_u) (Chapter 10).
+
+    The raw U-Net output, no softplus: the only change from the Blackout ``RateModel``.
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, log_snr):
+        return self.net(x, net_time(log_snr))
+
+
+def _alpha_sigma(log_snr, ndim):
+    shape = (-1,) + (1,) * (ndim - 1)
+    return (torch.sigmoid(log_snr).sqrt().reshape(shape), torch.sigmoid(-log_snr).sqrt().reshape(shape))
+
+
+def predict_x0(model, x, log_snr):
+    """x0_hat = (x_u - sigma_u eps_hat) / alpha_u (Eq. (10.6), Chapter 10)."""
+    alpha, sigma = _alpha_sigma(log_snr, x.ndim)
+    return (x - sigma * model(x, log_snr)) / alpha
+
+
+WEIGHTINGS = ("simple", "elbo")
+
+
+def gaussian_loss(model, counts, n_max, weighting="simple", log_snr_range=LOG_SNR_RANGE, generator=None):
+    """Noise-prediction loss, mean over pixels and batch of |eps - eps_hat(x_u, lambda)|^2 (Eq. (10.7), Chapter 10).
+
+    ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
+    ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO is
+    E_u[-lambda'(u) / 2 |eps - eps_hat|^2] {cite}`kingma2021vdm`; drawing lambda uniformly
+    absorbs the weight -lambda'(u) into the sampling density, so the plain mean estimates it
+    up to the constant factor D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's
+    ELBO weights with times uniform in logit(e^{-t}).
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    x = to_signed(counts, n_max)
+    u = torch.rand(x.shape[0], device=x.device, generator=generator)
+    if weighting == "simple":
+        log_snr = cosine_log_snr(u, log_snr_range)
+    else:
+        low, high = _check_range(log_snr_range)
+        log_snr = low + (high - low) * u
+    alpha, sigma = _alpha_sigma(log_snr, x.ndim)
+    eps = torch.randn(x.shape, device=x.device, generator=generator)
+    return F.mse_loss(model(alpha * x + sigma * eps, log_snr), eps)
+
+
+def _posterior(x_t, x0_hat, log_snr_t, log_snr_s):
+    """Mean and std of q(x_s | x_t, x0 = x0_hat), s earlier than t (higher log-SNR)."""
+    alpha_t, sigma_t = _alpha_sigma(log_snr_t, x_t.ndim)
+    alpha_s, sigma_s = _alpha_sigma(log_snr_s, x_t.ndim)
+    alpha_ts = alpha_t / alpha_s
+    # sigma_{t|s}^2 / sigma_t^2 = 1 - SNR(t) / SNR(s), written with expm1 for accuracy.
+    ratio = -torch.expm1(log_snr_t - log_snr_s).reshape(alpha_t.shape)
+    mean = alpha_ts * (sigma_s / sigma_t) ** 2 * x_t + alpha_s * ratio * x0_hat
+    return mean, sigma_s * ratio.sqrt()
+
+
+def _grid(n_steps, log_snr_range, device):
+    """log-SNR on u_k = k / n_steps, k = 0..n_steps (n_steps network calls between them)."""
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    return cosine_log_snr(torch.linspace(0, 1, int(n_steps) + 1, device=device), log_snr_range)
+
+
+def decode(x, log_snr_0, n_max):
+    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean (Eq. (10.10), Chapter 10), long."""
+    return to_counts(x / torch.sigmoid(log_snr_0).sqrt(), n_max)
+
+
+def sample_gaussian(model, shape, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
+                    device=None, clip=True):
+    """Ancestral DDPM sampling on the grid u_k = k / n_steps, then decoding to counts (Eq. (10.8), Chapter 10).
+
+    Starts from x ~ N(0, I) at u = 1 and takes n_steps posterior steps q(x_s | x_t, x0_hat)
+    down to u = 0 (n_steps network calls, like a Blackout sampler on n_steps times), with
+    x0_hat clipped to [-1, 1] (``clip``, as in DDPM); the counts nearest to x_0 / alpha_0
+    are the sample. Returns long ``shape``.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    log_snr = _grid(n_steps, log_snr_range, device)
+    x = torch.randn(tuple(shape), device=device, generator=generator)
+    with torch.no_grad():
+        for k in range(int(n_steps), 0, -1):
+            lam = log_snr[k].expand(x.shape[0])
+            x0_hat = predict_x0(model, x, lam)
+            if clip:
+                x0_hat = x0_hat.clamp(-1, 1)
+            mean, std = _posterior(x, x0_hat, lam, log_snr[k - 1].expand(x.shape[0]))
+            x = mean + std * torch.randn(x.shape, device=device, generator=generator)
+    return decode(x, log_snr[0], n_max)
+
+
+def discretized_gaussian_log_prob(counts, mean, std, n_max):
+    """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts (Eq. (10.10), Chapter 10).
+
+    Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's decoder).
+    Elementwise, float64.
+    """
+    x = to_signed(counts, n_max).double()
+    mean = mean.double()
+    half = 1.0 / n_max
+    upper = torch.where(counts >= n_max, torch.full_like(x, math.inf), x + half)
+    lower = torch.where(counts <= 0, torch.full_like(x, -math.inf), x - half)
+    log_cdf = torch.special.log_ndtr
+    # Phi(b) - Phi(a) through the tail the bin sits in (the side away from the mean), so a
+    # bin far from the mean is not computed as 1 - 1.
+    below = _log_diff_exp(log_cdf((upper - mean) / std), log_cdf((lower - mean) / std))
+    above = _log_diff_exp(log_cdf((mean - lower) / std), log_cdf((mean - upper) / std))
+    return torch.where(mean < x, above, below)
+
+
+def _log_diff_exp(log_a, log_b):
+    """log(e^{log_a} - e^{log_b}) for log_a >= log_b, elementwise."""
+    return log_a + torch.log(-torch.expm1((log_b - log_a).clamp_max(-1e-300)))
+
+
+def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
+                           return_terms=False):
+    """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]`` (Eq. (10.9), Chapter 10).
+
+    On the grid u_k = k / n_steps (the sampler's grid):
+
+        KL(q(x_1 | x) || N(0, I))                                               prior
+        + sum_{k=1..n_steps} (SNR(u_{k-1}) - SNR(u_k)) / 2 |x - x0_hat(x_{u_k})|^2   diffusion
+        - ln P(counts | x_{u_0})                                                decoder
+
+    The diffusion terms are KLs between Gaussian posteriors of equal variance (one forward
+    draw per image and step; no clipping of x0_hat); the decoder is
+    ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std sigma_0 / alpha_0
+    (no network). ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
+    """
+    _check_counts(counts, "counts")
+    x = to_signed(counts, n_max)
+    batch = x.shape[0]
+    log_snr = _grid(n_steps, log_snr_range, x.device)
+    snr = torch.exp(log_snr.double())
+    alpha2_end = torch.sigmoid(log_snr[-1].double())
+    prior = 0.5 * (alpha2_end * x.double() ** 2 + (1 - alpha2_end) - 1 - torch.log1p(-alpha2_end))
+    diffusion = torch.zeros(batch, dtype=torch.float64, device=x.device)
+    with torch.no_grad():
+        for k in range(1, int(n_steps) + 1):
+            lam = log_snr[k].expand(batch)
+            alpha, sigma = _alpha_sigma(lam, x.ndim)
+            x_u = alpha * x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+            x0_hat = predict_x0(model, x_u, lam)
+            term = 0.5 * (snr[k - 1] - snr[k]) * (x - x0_hat).double() ** 2
+            diffusion = diffusion + term.flatten(1).sum(1)
+    alpha0, sigma0 = _alpha_sigma(log_snr[0].expand(batch), x.ndim)
+    x_0 = alpha0 * x + sigma0 * torch.randn(x.shape, device=x.device, generator=generator)
+    std = float(torch.exp(-log_snr[0].double() / 2))                 # sigma_0 / alpha_0
+    decoder = -discretized_gaussian_log_prob(counts, x_0 / alpha0, std, n_max).flatten(1).sum(1)
+    prior = prior.flatten(1).sum(1)
+    total = prior + diffusion + decoder
+    return (total, prior, diffusion, decoder) if return_terms else total
+
+
+def bits_per_dim_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None):
+    """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]`` (Eq. (10.9), Chapter 10)."""
+    nats = negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range, generator)
+    return nats / (counts[0].numel() * math.log(2))
+
+
+def train_gaussian(preset, dataset, weighting="simple", device="cpu", log_snr_range=LOG_SNR_RANGE):
+    """Train an ``EpsModel`` with the optimiser settings of a Blackout preset (Chapter 10).
+
+    Same U-Net config (``preset.net``), steps, batch order, Adam, warmup, gradient clip and
+    EMA as ``train.train`` uses for the Blackout rate model, so the two differ only in the
+    noise process and the loss. Returns ``(ema_model, losses [steps] numpy, seconds)``.
+    """
+    cfg = preset.train
+    device = torch.device(device)
+    model = EpsModel(nets.UNet(preset.net)).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    images = dataset.train.to(device)
+    gen = torch.Generator(device)
+    history = []
+    start = time.perf_counter()
+    model.train()
+    for step in range(cfg.steps):
+        gen.manual_seed(step_seed(cfg.seed, step))
+        torch.manual_seed(step_seed(cfg.seed, step))                  # dropout
+        x0 = images[batch_indices(len(images), cfg.batch_size, step, cfg.seed).to(device)]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        loss = gaussian_loss(model, x0, dataset.n_max, weighting, log_snr_range, gen)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        update_ema(ema, model, cfg.ema_decay, step)
+        history.append(loss.item())
+        if not math.isfinite(history[-1]):
+            raise FloatingPointError(f"Gaussian training diverged at step {step + 1}")
+    return ema, np.asarray(history), time.perf_counter() - start

@@ -1,0 +1,183 @@
+"""The training loss and the ELBO of Blackout Diffusion (Chapters 5 and 10).
+
+Training: draw a time index k uniformly, fade x0 to x_t ~ Binomial(x0, e^{-t_k}), and score
+the rate model's guess y_hat of the dead units y = x0 - x_t with the Poisson-type loss
+y_hat - y log y_hat. Its minimiser is E[y | x_t] (it is the Bregman divergence of u log u up
+to terms free of y_hat), so the network learns exactly what the reverse rate needs.
+
+Likelihood (derived in Chapter 5, not in the paper): with the exact binomial bridge as the
+forward posterior and the model kernel x_{k-1} = x_k + Poisson(y_hat q_k), every step of the
+discrete-time ELBO is KL(Binomial(y, q_k) || Poisson(y_hat q_k)) = c_k(y) + q_k * loss,
+an exact finite sum because y <= n_max.
+"""
+import math
+
+import torch
+
+from blackout_tutorial import process, schedule
+from blackout_tutorial.bridge import check_time_grid, step_probabilities
+
+# Smallest rate the log sees: keeps y log y_hat finite when a model outputs exactly 0.
+EPS = 1e-12
+
+
+def poisson_loss(y_hat, y):
+    """Elementwise y_hat - y log y_hat (Eq. (5.1), Chapter 5).
+
+    The Poisson negative log-likelihood of y under mean y_hat, up to log y!. Its expectation
+    over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at ``EPS`` inside the
+    log only. ``y_hat`` and ``y`` must have the same shape.
+    """
+    if y_hat.shape != y.shape:
+        raise ValueError(f"y_hat and y must have the same shape, got {tuple(y_hat.shape)} and {tuple(y.shape)}")
+    return y_hat - y * torch.log(y_hat.clamp_min(EPS))
+
+
+def _check_batch(x0):
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 1 or x0.shape[0] < 1:
+        raise ValueError("x0 must be a torch.Tensor of counts with shape [B, ...], B >= 1")
+
+
+def _predict(model, x_t, t):
+    """Call a rate model with float32 counts and float32 times ``[B]``, checking its output shape."""
+    dtype = torch.get_default_dtype()
+    y_hat = model(x_t.to(dtype), t.to(dtype))
+    if y_hat.shape != x_t.shape:
+        raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {tuple(y_hat.shape)}")
+    return y_hat
+
+
+def blackout_loss_terms(model, x0, times, weights, generator=None):
+    """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq. (5.2), Chapter 5).
+
+    For each image: k ~ Uniform{0..T-1}, t = times[k], x_t ~ Binomial(x0, e^{-t}),
+    y = x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``) carry the
+    factor T of the uniform draw, so the mean over the batch is an unbiased estimate of the
+    weighted sum over time. ``generator`` must live on x0's device.
+    """
+    _check_batch(x0)
+    times = torch.as_tensor(times, dtype=torch.float64, device=x0.device)
+    weights = torch.as_tensor(weights, dtype=torch.float64, device=x0.device)
+    if times.ndim != 1 or weights.shape != times.shape:
+        raise ValueError(f"times and weights must be 1-D of the same length, got {tuple(times.shape)} "
+                         f"and {tuple(weights.shape)}")
+    k = schedule.sample_time_indices(x0.shape[0], times.numel(), generator=generator, device=x0.device)
+    t = times[k]
+    x_t = process.sample_forward(x0, t, generator=generator)
+    y_hat = _predict(model, x_t, t).float()
+    per_pixel = poisson_loss(y_hat, (x0 - x_t).float())
+    return weights[k].float() * per_pixel.flatten(1).mean(1)
+
+
+def blackout_loss(model, x0, times, weights, generator=None):
+    """Scalar training loss: the batch mean of ``blackout_loss_terms`` (Eq. (5.2), Chapter 5)."""
+    return blackout_loss_terms(model, x0, times, weights, generator).mean()
+
+
+def _step_constants(q, n_max):
+    """c(y) = ln y! - E_{m~Bin(y,1-q)}[ln m!] + y (1-q) ln(1-q) for y = 0..n_max (Eq. (5.12), Chapter 5).
+
+    With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m counts
+    the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU (it is tiny).
+    """
+    q = torch.tensor(float(q), dtype=torch.float64)
+    r = 1 - q
+    y = torch.arange(n_max + 1, dtype=torch.float64)
+    m = y[None]
+    reborn = (y[:, None] - m).clamp_min(0)
+    # xlogy keeps 0 log 0 = 0, so q = 1 (the last step, every unit back) needs no special case.
+    log_pmf = (torch.lgamma(y[:, None] + 1) - torch.lgamma(m + 1) - torch.lgamma(reborn + 1)
+               + torch.xlogy(m, r) + torch.xlogy(reborn, q))
+    pmf = torch.where(m <= y[:, None], torch.exp(log_pmf), 0.0)
+    return torch.lgamma(y + 1) - (pmf * torch.lgamma(m + 1)).sum(1) + torch.xlogy(y * r, r)
+
+
+def kl_binomial_poisson(y, q, y_hat, n_max):
+    """Exact KL(Binomial(y, q) || Poisson(y_hat q)) elementwise, in nats (Eq. (5.12), Chapter 5).
+
+    ``y``: counts in 0..n_max; ``q`` in (0, 1] (a float); ``y_hat`` >= 0, clamped at ``EPS``
+    (the model kernel then uses the clamped rate too, so the value is still a true KL).
+    Returns float64.
+    """
+    q = float(q)
+    if not 0 < q <= 1:
+        raise ValueError(f"q must lie in (0, 1], got {q}")
+    y_long = y.long()
+    if bool((y_long < 0).any()) or bool((y_long > n_max).any()):
+        raise ValueError(f"y must hold counts in 0..n_max = {n_max}")
+    c = _step_constants(q, n_max).to(y.device)[y_long]
+    return c + q * poisson_loss(y_hat.to(torch.float64).clamp_min(EPS), y.to(torch.float64))
+
+
+def negative_elbo(model, x0, times, n_max, n_steps=None, step_probs=None, prior_count=None, generator=None):
+    """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq. (5.13), Chapter 5).
+
+    Generative model: x_{T-1} ~ Poisson(prior_count * p_end) per pixel at t_end = times[-1],
+    then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the last step (q_0 = 1)
+    landing at t = 0. Forward posterior: the binomial bridge. Hence
+
+        -ELBO = KL(Bin(x0, p_end) || Poisson(prior_count p_end))
+                + sum_k E_{x_{t_k}} KL(Bin(x0 - x_{t_k}, q_k) || Poisson(y_hat q_k)),
+
+    each KL an exact finite sum (``kl_binomial_poisson``); the k = 0 term is the
+    reconstruction -ln Poisson(x0 - x_{t_0}; y_hat). The prior is the model kernel of a step
+    from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a mid-grey
+    pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from the data.
+    Each term's expectation over x_{t_k} uses one forward draw per image.
+
+    ``n_steps=None`` sums all T terms. ``n_steps=m`` draws m step indices (shared by the
+    batch) from ``step_probs`` (uniform by default) with replacement and returns the
+    importance-weighted mean sum_i term_{k_i} / (m pi_{k_i}): unbiased, m model calls instead of T.
+    """
+    _check_batch(x0)
+    process._check_counts(x0, "x0")
+    if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 1:
+        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
+    n_max = int(n_max)
+    if bool((x0 > n_max).any()):
+        raise ValueError(f"x0 must hold counts <= n_max = {n_max}")
+    times = check_time_grid(times)
+    T = times.numel()
+    q = step_probabilities(times)
+    ks, scale = _choose_steps(T, n_steps, step_probs, generator)
+    prior_count = n_max / 2 if prior_count is None else float(prior_count)
+    if prior_count <= 0:
+        raise ValueError(f"prior_count must be > 0, got {prior_count}")
+    p_end = math.exp(-float(times[-1]))
+    nats = kl_binomial_poisson(x0, p_end, torch.full(x0.shape, prior_count, device=x0.device), n_max)
+    nats = nats.flatten(1).sum(1)
+    times_dev = times.to(x0.device)
+    with torch.no_grad():
+        for k, w in zip(ks.tolist(), scale.tolist()):
+            t = times_dev[k].expand(x0.shape[0])
+            x_t = process.sample_forward(x0, t, generator=generator)
+            y_hat = _predict(model, x_t, t)
+            nats = nats + w * kl_binomial_poisson(x0 - x_t, float(q[k]), y_hat, n_max).flatten(1).sum(1)
+    return nats
+
+
+def _choose_steps(T, n_steps, step_probs, generator):
+    """Step indices and their weights: all T with weight 1, or m draws from pi with weight 1/(m pi_k)."""
+    if n_steps is None:
+        if step_probs is not None:
+            raise ValueError("step_probs needs n_steps (the full sum uses every step once)")
+        return torch.arange(T), torch.ones(T, dtype=torch.float64)
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be None or an integer >= 1, got {n_steps!r}")
+    pi = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
+        torch.as_tensor(step_probs, dtype=torch.float64).cpu()
+    if pi.shape != (T,) or bool((pi <= 0).any()) or abs(float(pi.sum()) - 1) > 1e-9:
+        raise ValueError(f"step_probs must be [T] = [{T}], positive, summing to 1")
+    device = generator.device if generator is not None else pi.device
+    ks = torch.multinomial(pi.to(device), int(n_steps), replacement=True, generator=generator).cpu()
+    return ks, 1.0 / (int(n_steps) * pi[ks])
+
+
+def elbo_bits_per_dim(model, x0, times, n_max, n_steps=None, step_probs=None, prior_count=None, generator=None):
+    """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x channels (Eq. (5.14), Chapter 5).
+
+    Same arguments as ``negative_elbo``. Nobody has reported this number for Blackout
+    Diffusion: Chapter 10 compares it with Gaussian and discrete diffusion models.
+    """
+    nats = negative_elbo(model, x0, times, n_max, n_steps, step_probs, prior_count, generator)
+    return nats / (x0[0].numel() * math.log(2))

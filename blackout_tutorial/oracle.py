@@ -1,0 +1,158 @@
+"""An exact rate model for a finite data distribution (Chapters 4-6).
+
+When the data are K known images x0^(1..K) with probabilities pi_k, Bayes' rule gives the
+posterior over them exactly: pixels are independent given x0 and each is Binomial(x0, p_t),
+so
+
+    log P(x_t | x0^(k)) = sum_pixels log Binomial(x_t; x0^(k), e^{-t}),
+
+which is -inf as soon as one pixel has x_t > x0^(k) (units never come back in the forward
+process). The posterior mean E[x0 - x_t | x_t] is then the *optimal* rate model, the target a
+network trained with the blackout loss tries to reach. Every sampler in the book is checked
+against it. Work is done in float64 and log space (``logsumexp``) so tiny e^{-t} and 255-unit
+pixels do not underflow.
+"""
+import math
+
+import torch
+
+from blackout_tutorial.process import _check_counts
+
+def toy_distribution():
+    """Five 3x3 count patterns (counts 0..4) and their probabilities: the toy data of Chapters 5-6.
+
+    Returns ``(support [5, 1, 3, 3] long, probs [5] float64)``.
+    """
+    support = torch.tensor([
+        [[0, 4, 0], [4, 4, 4], [0, 4, 0]],   # plus
+        [[4, 0, 0], [0, 3, 0], [0, 0, 2]],   # fading diagonal
+        [[2, 2, 2], [2, 0, 2], [2, 2, 2]],   # ring
+        [[0, 0, 0], [0, 1, 0], [0, 0, 0]],   # a dim dot
+        [[1, 2, 3], [1, 2, 3], [1, 2, 3]],   # ramp
+    ], dtype=torch.long).unsqueeze(1)
+    probs = torch.tensor([0.3, 0.25, 0.2, 0.15, 0.1], dtype=torch.float64)
+    return support, probs
+
+
+class Oracle:
+    """Exact rate model ``(x_t, t) -> E[x0 - x_t | x_t]`` for data ``support`` with ``probs`` (Eq. (4.8), Chapter 4).
+
+    ``support``: K distinct count images ``[K, ...]``; ``probs``: ``[K]``, non-negative, summing
+    to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B, ...]`` (any float
+    or integer dtype), ``t`` a scalar or ``[B]``; returns ``x_t``'s float dtype. For an x_t
+    that no support image can produce (possible off-grid with tau-leaping), the posterior is
+    empty and the oracle predicts 0: no further births.
+    """
+
+    def __init__(self, support, probs=None):
+        support = torch.as_tensor(support)
+        if support.ndim < 1 or support.shape[0] < 1:
+            raise ValueError(f"support must have shape [K, ...] with K >= 1, got {tuple(support.shape)}")
+        _check_counts(support, "support")
+        flat = support.reshape(support.shape[0], -1).long()
+        if torch.unique(flat, dim=0).shape[0] != flat.shape[0]:
+            raise ValueError("support must hold K distinct images (merge duplicates and add their probs)")
+        k = support.shape[0]
+        probs = torch.full((k,), 1.0 / k, dtype=torch.float64) if probs is None else \
+            torch.as_tensor(probs, dtype=torch.float64)
+        if probs.shape != (k,):
+            raise ValueError(f"probs must have shape [K] = [{k}], got {tuple(probs.shape)}")
+        if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-9:
+            raise ValueError("probs must be non-negative and sum to 1")
+        self.support = support.long()
+        self.probs = probs.to(support.device)
+        self.image_shape = tuple(support.shape[1:])
+        self.n_max = int(flat.max())
+        self._cache = None
+
+    def _flatten(self, x_t):
+        if not isinstance(x_t, torch.Tensor):
+            raise ValueError(f"x_t must be a torch.Tensor of counts, got {type(x_t).__name__}")
+        if tuple(x_t.shape[1:]) != self.image_shape or x_t.ndim == 0:
+            raise ValueError(f"x_t must have shape [B, *{self.image_shape}], got {tuple(x_t.shape)}")
+        return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
+
+    def _tables(self, device):
+        """Per (pixel, value) tables over the support: ln C(x0_kd, v) and 'v > x0_kd', [D (n_max+2), K].
+
+        Value n_max + 1 stands for every count above the support's maximum (impossible for all k).
+        With x_t one-hot encoded, a matrix product sums them over pixels: the binomial
+        coefficients are the only part of the likelihood that mixes x_t and x0 pixel by pixel.
+        """
+        if self._cache is None or self._cache[0].device != device:
+            x0 = self.support.reshape(self.support.shape[0], -1).to(device=device, dtype=torch.float64).T
+            v = torch.arange(self.n_max + 2, dtype=torch.float64, device=device)
+            x0, v = x0[:, None, :], v[None, :, None]                         # [D, 1, K], [1, V, 1]
+            impossible = v > x0
+            log_choose = torch.lgamma(x0 + 1) - torch.lgamma(v + 1) - torch.lgamma((x0 - v).clamp_min(0) + 1)
+            log_choose = torch.where(impossible, 0.0, log_choose)
+            self._cache = (log_choose.reshape(-1, x0.shape[-1]), impossible.to(torch.float64).reshape(-1, x0.shape[-1]))
+        return self._cache
+
+    def log_likelihood(self, x_t, t):
+        """log P(x_t | x0^(k)) for every image k: a sum of log binomial pmfs, ``[B, K]`` (Eq. (4.8), Chapter 4).
+
+        sum_d ln C(x0_kd, x_d) + S ln p + (S_k - S) ln(1 - p), S = sum_d x_d, S_k = sum_d x0_kd;
+        -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K): meant for toys.
+        """
+        x = self._flatten(x_t)
+        t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
+        if bool((t < 0).any()):
+            raise ValueError("t must be >= 0")
+        t = t.expand(x.shape[0])[:, None]
+        log_choose, impossible = self._tables(x.device)
+        onehot = torch.nn.functional.one_hot(x.long().clamp(max=self.n_max + 1), self.n_max + 2)
+        onehot = onehot.reshape(x.shape[0], -1).to(torch.float64)
+        s = x.sum(1, keepdim=True)
+        s_k = self.support.reshape(self.support.shape[0], -1).to(device=x.device, dtype=torch.float64).sum(1)
+        # xlogy: no dead units contribute nothing even at t = 0, where ln(1 - p) = -inf.
+        log_lik = onehot @ log_choose - s * t + torch.xlogy((s_k - s).clamp_min(0), -torch.expm1(-t))
+        return torch.where(onehot @ impossible > 0, -math.inf, log_lik)
+
+    def posterior(self, x_t, t):
+        """P(x0 = x0^(k) | x_t) by Bayes' rule, ``[B, K]``; an all-zero row where x_t is impossible (Chapter 4)."""
+        log_joint = self.log_likelihood(x_t, t) + torch.log(self.probs.to(x_t.device))
+        log_evidence = torch.logsumexp(log_joint, dim=1, keepdim=True)
+        possible = torch.isfinite(log_evidence)
+        return torch.where(possible, torch.exp(log_joint - torch.where(possible, log_evidence, 0.0)), 0.0)
+
+    def __call__(self, x_t, t):
+        w = self.posterior(x_t, t)
+        x = self._flatten(x_t)
+        x0 = self.support.reshape(self.support.shape[0], -1).to(device=x.device, dtype=torch.float64)
+        # sum_k w_k (x0_k - x_t); the clamp only removes float rounding below 0.
+        gap = (w @ x0 - x * w.sum(1, keepdim=True)).clamp_min(0)
+        dtype = x_t.dtype if torch.is_floating_point(x_t) else torch.get_default_dtype()
+        return gap.reshape(x_t.shape).to(dtype)
+
+    def entropy(self):
+        """Exact entropy of the data distribution, H = -sum_k pi_k ln pi_k, in nats (Chapter 6)."""
+        return float(-torch.xlogy(self.probs, self.probs).sum())
+
+    def entropy_bits_per_dim(self):
+        """The entropy in bits per pixel, H / (D ln 2): the floor of any bits/dim (Chapter 6)."""
+        return self.entropy() / (math.prod(self.image_shape) * math.log(2))
+
+    def sample(self, n, generator=None):
+        """``n`` exact draws from the data distribution, long ``[n, ...]`` (Chapter 6)."""
+        idx = torch.multinomial(self.probs, int(n), replacement=True, generator=generator)
+        return self.support[idx.to(self.support.device)]
+
+    def empirical_probs(self, samples):
+        """Frequencies of the support images among ``samples`` ``[N, ...]``: ``(freq [K], outside)`` (Chapter 6).
+
+        ``outside`` is the fraction of samples that match no support image.
+        """
+        x = self._flatten(samples).long()
+        x0 = self.support.reshape(self.support.shape[0], -1).to(x.device)
+        match = (x[:, None, :] == x0[None]).all(-1).to(torch.float64)   # [N, K]
+        freq = match.mean(0)
+        return freq, float(1.0 - freq.sum())
+
+    def total_variation(self, samples):
+        """Total variation distance between the empirical law of ``samples`` and the data (Chapter 6).
+
+        TV = (sum_k |freq_k - pi_k| + outside) / 2, in [0, 1].
+        """
+        freq, outside = self.empirical_probs(samples)
+        return float(0.5 * ((freq - self.probs.to(freq.device)).abs().sum() + outside))

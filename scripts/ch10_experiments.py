@@ -1,0 +1,230 @@
+"""Chapter 10's experiments: a fair race between Blackout and Gaussian diffusion on digits.
+
+Trains six models with one U-Net config, one data set and one optimiser budget (four Blackout
+rate models: official/ELBO weights x instantaneous/finite; two Gaussian DDPMs: L_simple and
+ELBO weighting), then measures bits/dim, sample quality against the number of sampling
+steps, and training/sampling times, and writes everything to one small JSON file that
+book/10_evaluation.ipynb displays.
+
+    python scripts/ch10_experiments.py --scale laptop --out book/results/ch10_laptop.json   # ~30 min, 1 CPU core
+    python scripts/ch10_experiments.py --scale smoke --out /tmp/ch10_smoke.json             # seconds
+
+Trained weights go to --runs (git-ignored); ``--stage evaluate`` reuses them.
+"""
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blackout_tutorial import baselines, data, evaluate, losses, presets, sampling, schedule, train
+from blackout_tutorial.nets import count_parameters
+
+
+@dataclass(frozen=True)
+class Scale:
+    steps: int              # optimiser steps of every model
+    batch_size: int
+    n_samples: int          # generated images per (model, sampler, steps) cell
+    sample_steps: tuple     # sampler step counts of the quality-vs-steps curve
+    ablation_steps: int     # sampler steps for the weight ablation
+    bpd_grids: tuple        # ELBO grid sizes T (all terms summed)
+    n_test: int             # held-out images for bits/dim
+    mc_steps: int           # m of the importance-sampled ELBO estimator (variance study)
+    mc_repeats: int
+
+
+SCALES = {
+    "smoke": Scale(steps=12, batch_size=16, n_samples=32, sample_steps=(4, 8), ablation_steps=8,
+                   bpd_grids=(4, 8), n_test=16, mc_steps=4, mc_repeats=3),
+    "laptop": Scale(steps=600, batch_size=64, n_samples=400, sample_steps=(10, 20, 50, 100, 200),
+                    ablation_steps=100, bpd_grids=(10, 25, 50, 100, 250), n_test=360,
+                    mc_steps=25, mc_repeats=8),
+}
+BLACKOUT = {  # name -> (loss weights kind, variant)
+    "blackout_official_inst": ("official", "instantaneous"),
+    "blackout_elbo_inst": ("elbo", "instantaneous"),
+    "blackout_official_finite": ("official", "finite"),
+    "blackout_elbo_finite": ("elbo", "finite"),
+}
+GAUSSIAN = {"gaussian_simple": "simple", "gaussian_elbo": "elbo"}
+MAIN_BLACKOUT, MAIN_GAUSSIAN = "blackout_official_inst", "gaussian_simple"
+
+
+def base_preset(scale):
+    cfg = SCALES[scale]
+    return presets.with_overrides(presets.get_preset("digits", "laptop" if scale != "smoke" else "smoke"),
+                                  steps=cfg.steps, batch_size=cfg.batch_size, sample_every=0,
+                                  checkpoint_every=cfg.steps)
+
+
+def train_all(scale, runs, dataset):
+    """Train the six models (or reuse finished runs); returns {name: seconds}."""
+    seconds = {}
+    base = base_preset(scale)
+    for name, (kind, variant) in BLACKOUT.items():
+        preset = presets.with_overrides(base, weights=kind, weight_variant=variant)
+        result = train.train(preset, runs / name, dataset=dataset, device="cpu", progress=False)
+        seconds[name] = result.seconds
+        print(f"{name}: {result.seconds:.0f} s, final loss {result.history[-20:, 0].mean():.4f}", flush=True)
+    for name, weighting in GAUSSIAN.items():
+        path = runs / f"{name}.pt"
+        if path.exists():
+            state = torch.load(path, weights_only=True)
+        else:
+            ema, history, secs = baselines.train_gaussian(base, dataset, weighting)
+            state = {"ema": ema.state_dict(), "seconds": secs, "history": torch.as_tensor(history)}
+            torch.save(state, path)
+            print(f"{name}: {secs:.0f} s, final loss {history[-20:].mean():.4f}", flush=True)
+        seconds[name] = float(state["seconds"])
+    return seconds
+
+
+def load_models(scale, runs):
+    models = {name: train.load_model(runs / name, device="cpu")[0] for name in BLACKOUT}
+    for name in GAUSSIAN:
+        model = baselines.EpsModel(train.nets.UNet(base_preset(scale).net))
+        model.load_state_dict(torch.load(runs / f"{name}.pt", weights_only=True)["ema"])
+        models[name] = model.eval()
+    return models
+
+
+def quality(clf, samples, dataset):
+    m = evaluate.classifier_metrics(clf, samples, dataset.test)
+    return {"confident_fraction": m["confident_fraction"], "frechet_distance": m["frechet_distance"],
+            "min_class_fraction": m["min_class_fraction"]}
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def generate(model, name, n, steps, t_end, n_max, seed, method="tau_leaping"):
+    """n samples with `steps` network calls: Blackout on observation_times(steps), Gaussian on u_k = k/steps."""
+    gen = torch.Generator().manual_seed(seed)
+    if name.startswith("gaussian"):
+        return baselines.sample_gaussian(model, (n, 1, 8, 8), steps, n_max, generator=gen)
+    return sampling.sample(model, (n, 1, 8, 8), schedule.observation_times(steps, t_end), method=method,
+                           n_max=n_max, generator=gen)
+
+
+def bits_per_dim(model, name, x0, grid, t_end, n_max, seed):
+    """Per-image bits/dim bound on a grid of `grid` steps (all terms summed), numpy [B]."""
+    gen = torch.Generator().manual_seed(seed)
+    if name.startswith("gaussian"):
+        bpd = baselines.bits_per_dim_gaussian(model, x0, grid, n_max, generator=gen)
+    else:
+        bpd = losses.elbo_bits_per_dim(model, x0, schedule.observation_times(grid, t_end), n_max, generator=gen)
+    return bpd.double().numpy()
+
+
+def summary(values):
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": float(values.mean()), "sem": float(values.std(ddof=1) / math.sqrt(len(values))),
+            "std": float(values.std(ddof=1))}
+
+
+def evaluate_all(scale, runs, dataset):
+    cfg = SCALES[scale]
+    t_end, n_max = base_preset(scale).t_end, dataset.n_max
+    models = load_models(scale, runs)
+    clf = evaluate.fit_digit_classifier(dataset.train, dataset.train_labels, n_max)
+    x_test = dataset.test[: cfg.n_test].long()
+    real = evaluate.classifier_metrics(clf, dataset.test, dataset.train)
+    trivial = evaluate.classifier_metrics(
+        clf, evaluate.pixel_marginal_samples(dataset.train, cfg.n_samples, torch.Generator().manual_seed(0)),
+        dataset.test)
+    out = {"reference": {"confident_fraction_real": real["confident_fraction"],
+                         "frechet_distance_real": real["frechet_distance"],
+                         "confident_fraction_pixel_marginals": trivial["confident_fraction"],
+                         "frechet_distance_pixel_marginals": trivial["frechet_distance"]}}
+
+    # 1. Sample quality and sampling time against the number of steps (= network calls).
+    samplers = {"blackout_tau_leaping": (MAIN_BLACKOUT, "tau_leaping"),
+                "blackout_binomial_bridge": (MAIN_BLACKOUT, "binomial_bridge"),
+                "gaussian_ancestral": (MAIN_GAUSSIAN, None)}
+    curves, grids = {}, {}
+    for label, (name, method) in samplers.items():
+        curves[label] = {}
+        for steps in cfg.sample_steps:
+            x, secs = timed(lambda: generate(models[name], name, cfg.n_samples, steps, t_end, n_max, 1, method))
+            curves[label][str(steps)] = {**quality(clf, x, dataset), "seconds": secs}
+            grids[label] = x[:40].reshape(len(x[:40]), -1).tolist()
+            print(f"{label} steps={steps}: {curves[label][str(steps)]}", flush=True)
+    out["quality_vs_steps"], out["samples"] = curves, grids
+
+    # 2. Weight ablation: quality (tau-leaping / ancestral) and bits/dim at one step count.
+    ablation = {}
+    for name, model in models.items():
+        x, secs = timed(lambda: generate(model, name, cfg.n_samples, cfg.ablation_steps, t_end, n_max, 2))
+        bpd = bits_per_dim(model, name, x_test, cfg.ablation_steps, t_end, n_max, 3)
+        ablation[name] = {**quality(clf, x, dataset), "sample_seconds": secs,
+                          "bits_per_dim": summary(bpd)}
+        print(f"ablation {name}: {ablation[name]}", flush=True)
+    out["ablation"] = ablation
+
+    # 3. Bits/dim against the ELBO's grid size T (every term summed, one forward draw per term).
+    out["bpd_vs_grid"] = {}
+    for name in (MAIN_BLACKOUT, "blackout_elbo_inst", MAIN_GAUSSIAN, "gaussian_elbo"):
+        out["bpd_vs_grid"][name] = {str(T): summary(bits_per_dim(models[name], name, x_test, T, t_end, n_max, 4))
+                                    for T in cfg.bpd_grids}
+        print(f"bpd_vs_grid {name}: {out['bpd_vs_grid'][name]}", flush=True)
+    gen = torch.Generator().manual_seed(5)
+    terms = baselines.negative_elbo_gaussian(models["gaussian_elbo"], x_test, cfg.ablation_steps, n_max,
+                                             generator=gen, return_terms=True)
+    scale_bits = 64 * math.log(2)
+    out["gaussian_elbo_terms"] = {k: float(v.mean() / scale_bits)
+                                  for k, v in zip(("total", "prior", "diffusion", "decoder"), terms)}
+
+    # 4. The importance-sampled estimator on the T = 1000 grid: m random terms instead of 1000.
+    times = schedule.observation_times(1000, t_end)
+    repeats = []
+    for r in range(cfg.mc_repeats):
+        gen = torch.Generator().manual_seed(100 + r)
+        repeats.append(losses.elbo_bits_per_dim(models["blackout_elbo_inst"], x_test, times, n_max,
+                                                n_steps=cfg.mc_steps, generator=gen).double().numpy())
+    repeats = np.stack(repeats)                                        # [repeats, images]
+    out["bpd_monte_carlo"] = {"model": "blackout_elbo_inst", "T": 1000, "m": cfg.mc_steps,
+                              "dataset_means": repeats.mean(1).tolist(),
+                              "per_image_std_over_repeats": float(repeats.std(0, ddof=1).mean()),
+                              "std_across_images": float(repeats.mean(0).std(ddof=1))}
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="laptop")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--runs", type=Path, default=None)
+    parser.add_argument("--stage", choices=("train", "evaluate", "all"), default="all")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = args.runs or Path("runs") / f"ch10_{args.scale}"
+    runs.mkdir(parents=True, exist_ok=True)
+    dataset = data.load_digits()
+    if args.stage in ("train", "all"):
+        seconds = train_all(args.scale, runs, dataset)
+        (runs / "train_seconds.json").write_text(json.dumps(seconds))
+    if args.stage in ("evaluate", "all"):
+        start = time.perf_counter()
+        results = evaluate_all(args.scale, runs, dataset)
+        cfg = SCALES[args.scale]
+        results.update(
+            scale=args.scale, config={k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
+            t_end=base_preset(args.scale).t_end, train_seconds=json.loads((runs / "train_seconds.json").read_text()),
+            n_parameters=count_parameters(train.nets.UNet(base_preset(args.scale).net)),
+            evaluate_seconds=time.perf_counter() - start, threads=args.threads)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()

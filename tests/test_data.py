@@ -1,0 +1,187 @@
+"""Tests of the count datasets and their parsers (blackout_tutorial.data, Chapters 7-9).
+
+The MNIST (IDX) and CIFAR-10 (pickle tarball) parsers run on tiny files written in the
+real formats; the downloader is replaced, so nothing here touches the network.
+"""
+import gzip
+import hashlib
+import io
+import pickle
+import struct
+import tarfile
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from blackout_tutorial import data
+
+
+def write_idx(path, array):
+    """Write a uint8 array in the IDX format (gzip-compressed if the name ends in .gz)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if str(path).endswith(".gz") else payload)
+
+
+def write_cifar_tarball(path, rng, n_per_batch=3, n_train_batches=2):
+    """A cifar-10-python.tar.gz with the real layout: pickled dicts of uint8 rows."""
+    batches = {}
+    with tarfile.open(path, "w:gz") as tar:
+        names = [f"data_batch_{i + 1}" for i in range(n_train_batches)] + ["test_batch"]
+        for name in names:
+            batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                     b"labels": rng.integers(0, 10, n_per_batch).tolist(),
+                     b"batch_label": name.encode()}
+            blob = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+            batches[name] = batch
+    return batches
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_digits_counts_split_and_labels():
+    d = data.load_digits()
+    assert d.train.shape == (1437, 1, 8, 8) and d.test.shape == (360, 1, 8, 8)
+    assert d.train.dtype == torch.uint8 and d.n_max == 16 and int(d.train.max()) == 16
+    assert set(d.test_labels.tolist()) == set(range(10))
+    again = data.load_digits()
+    assert torch.equal(again.test, d.test) and torch.equal(again.train_labels, d.train_labels)
+    # The split is a partition of the 1797 images (sorted rows compare as multisets).
+    from sklearn.datasets import load_digits
+    everything = torch.cat([d.train, d.test]).reshape(1797, -1)
+    original = torch.from_numpy(load_digits().images.reshape(1797, -1).astype(np.uint8))
+    assert torch.equal(torch.unique(everything, dim=0), torch.unique(original, dim=0))
+
+
+def test_mnist5k_is_parsed_from_the_bundled_csv():
+    d = data.load_mnist5k()
+    assert d.train.shape == (4000, 1, 28, 28) and d.test.shape == (1000, 1, 28, 28)
+    assert d.n_max == 255 and int(d.train.max()) == 255
+    assert torch.bincount(torch.cat([d.train_labels, d.test_labels])).tolist() == [500] * 10
+
+
+def test_read_idx_round_trip_and_errors(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for name in ["x-idx3-ubyte.gz", "x-idx3-ubyte"]:
+        write_idx(tmp_path / name, images)
+        np.testing.assert_array_equal(data.read_idx(tmp_path / name), images)
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + struct.pack(">i", 3) + bytes(12))
+    with pytest.raises(ValueError, match="not a uint8 IDX"):
+        data.read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">i", 4) + bytes(3))
+    with pytest.raises(ValueError, match="header says shape"):
+        data.read_idx(tmp_path / "short")
+
+
+def _fake_mnist(folder, monkeypatch, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"train-images": rng.integers(0, 256, (6, 28, 28)), "train-labels": rng.integers(0, 10, 6),
+              "t10k-images": rng.integers(0, 256, (4, 28, 28)), "t10k-labels": rng.integers(0, 10, 4)}
+    checksums = {}
+    for name in data.MNIST_FILES:
+        write_idx(folder / name, arrays[name.split("-idx")[0]])
+        checksums[name] = md5(folder / name)
+    monkeypatch.setattr(data, "MNIST_FILES", checksums)
+    return arrays
+
+
+def test_load_mnist_and_binarized_from_real_format_files(tmp_path, monkeypatch):
+    arrays = _fake_mnist(tmp_path / "mnist", monkeypatch, np.random.default_rng(1))
+    monkeypatch.setattr(data, "_download", lambda url: pytest.fail("no download expected"))
+    d = data.load_dataset("mnist", data_dir=tmp_path, download=False)
+    np.testing.assert_array_equal(d.train[:, 0].numpy(), arrays["train-images"])
+    np.testing.assert_array_equal(d.test_labels.numpy(), arrays["t10k-labels"])
+    assert d.n_max == 255 and d.train.dtype == torch.uint8
+    b = data.load_dataset("binarized_mnist", data_dir=tmp_path, download=False)
+    assert b.train.shape == (6, 1, 32, 32) and b.n_max == 1 and set(b.train.unique().tolist()) <= {0, 1}
+
+
+def test_binarize_resizes_and_thresholds_above_one_half():
+    levels = torch.tensor([0, 127, 128, 255], dtype=torch.uint8)  # 127/255 < 0.5 < 128/255
+    images = levels.reshape(4, 1, 1, 1).expand(4, 1, 28, 28)
+    out = data.binarize(images)
+    assert out.shape == (4, 1, 32, 32) and out.dtype == torch.uint8
+    assert out.flatten(1).float().mean(1).tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_cifar_tarball_parser_keeps_channel_major_layout(tmp_path):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    batches = write_cifar_tarball(path, np.random.default_rng(2))
+    train_x, train_y, test_x, test_y = data.read_cifar_tarball(path)
+    assert train_x.shape == (6, 3, 32, 32) and test_x.shape == (3, 3, 32, 32)
+    row = batches["data_batch_2"][b"data"][1]
+    c, i, j = 2, 5, 7
+    assert int(train_x[4, c, i, j]) == row[c * 1024 + i * 32 + j]
+    assert train_y.tolist() == batches["data_batch_1"][b"labels"] + batches["data_batch_2"][b"labels"]
+    assert test_y.tolist() == batches["test_batch"][b"labels"]
+
+
+def test_load_cifar10_verifies_md5_and_turns_flips_on(tmp_path, monkeypatch):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    write_cifar_tarball(path, np.random.default_rng(3))
+    with pytest.raises(data.DownloadError, match="md5"):
+        data.load_cifar10(tmp_path, download=False)      # fake file, official checksum
+    monkeypatch.setattr(data, "CIFAR10_MD5", md5(path))
+    d = data.load_cifar10(tmp_path, download=False)
+    assert d.flip and d.n_max == 255 and d.shape == (3, 32, 32)
+
+
+def test_fetch_downloads_atomically_and_checks_md5(tmp_path, monkeypatch):
+    payload = b"counts" * 100
+    good = hashlib.md5(payload).hexdigest()
+    calls = []
+
+    def fake_download(url):
+        calls.append(url)
+        if "mirror1" in url:
+            raise urllib.error.URLError("offline")
+        return payload
+
+    monkeypatch.setattr(data, "_download", fake_download)
+    path = data.fetch(["https://mirror1/f", "https://mirror2/f"], tmp_path / "sub" / "f.gz", good)
+    assert path.read_bytes() == payload and calls == ["https://mirror1/f", "https://mirror2/f"]
+    assert [p.name for p in path.parent.iterdir()] == ["f.gz"]          # no temporary left over
+    data.fetch(["https://mirror2/f"], path, good)                          # present: no download
+    assert len(calls) == 2
+    with pytest.raises(data.DownloadError, match="checksum mismatch"):
+        data.fetch(["https://mirror2/g"], tmp_path / "g.gz", "0" * 32)
+    assert not (tmp_path / "g.gz").exists()
+
+
+def test_offline_error_says_what_to_download_and_where(tmp_path, monkeypatch):
+    def offline(url):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(data, "_download", offline)
+    with pytest.raises(data.DownloadError) as err:
+        data.load_dataset("cifar10", data_dir=tmp_path)
+    message = str(err.value)
+    assert data.CIFAR10_URL in message and str(tmp_path / "cifar-10-python.tar.gz") in message
+    assert data.CIFAR10_MD5 in message
+    with pytest.raises(data.DownloadError, match="download=False"):
+        data.load_dataset("mnist", data_dir=tmp_path, download=False)
+
+
+def test_random_hflip_flips_whole_images_half_the_time():
+    x = torch.arange(2000 * 4, dtype=torch.uint8).reshape(2000, 1, 2, 2) % 251
+    out = data.random_hflip(x, generator=torch.Generator().manual_seed(0))
+    same = (out == x).flatten(1).all(1)
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    assert bool((same | flipped).all())
+    # Binomial(2000, 1/2): sd 22.4; +-100 is a 4.5-sigma band.
+    assert abs(int(flipped.sum()) - 1000) < 100
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="dataset name must be one of"):
+        data.dataset_info("imagenet")
+    assert data.dataset_info("cifar10") == ((3, 32, 32), 255)

@@ -1,0 +1,176 @@
+"""Tests of the trainer (blackout_tutorial.train, Chapter 7): exact resume after an
+interruption (in process and after SIGKILL), checkpoint validation, divergence detection,
+EMA/warmup/data-order helpers, and DistributedDataParallel with 2 gloo processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from blackout_tutorial import data, losses, nets, presets, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def micro_preset(steps=12, **train_overrides):
+    """A digits preset with a very small network: a step costs milliseconds."""
+    p = presets.get_preset("digits", "smoke")
+    net = nets.net_config("tiny", channels=8, num_groups=4)
+    cfg = replace(p.train, **{"steps": steps, "batch_size": 16, "checkpoint_every": 4, **train_overrides})
+    return replace(p, net=net, train=cfg, T=50)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_digits()
+
+
+def test_batch_indices_walk_through_epoch_permutations():
+    per_epoch = 10 // 3
+    epoch0 = torch.cat([train.batch_indices(10, 3, s, seed=0) for s in range(per_epoch)])
+    assert len(set(epoch0.tolist())) == 9                          # no repeats inside an epoch
+    assert torch.equal(train.batch_indices(10, 3, 1, 0), train.batch_indices(10, 3, 1, 0))
+    epoch1 = torch.cat([train.batch_indices(10, 3, s, seed=0) for s in range(3, 6)])
+    assert not torch.equal(epoch0, epoch1)
+    with pytest.raises(ValueError, match="batch_size"):
+        train.batch_indices(5, 8, 0, 0)
+
+
+def test_warmup_and_ema_formulas():
+    cfg = presets.TrainConfig(lr=1e-3, warmup_steps=4)
+    assert [train.learning_rate(cfg, s) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+    ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(ema.weight, 0.0)
+    torch.nn.init.constant_(model.weight, 1.0)
+    train.update_ema(ema, model, decay=0.999, step=0)              # ramp: d = 1/10
+    assert ema.weight.item() == pytest.approx(0.9)
+    train.update_ema(ema, model, decay=0.5, step=1000)             # d = min(0.5, ...) = 0.5
+    assert ema.weight.item() == pytest.approx(0.95)
+
+
+def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits):
+    p = micro_preset(steps=12)
+    full = train.train(p, tmp_path / "full", dataset=digits, progress=False)
+    part = train.train(p, tmp_path / "cut", dataset=digits, progress=False, stop_at=6)
+    assert part.step == 6
+    ckpt = torch.load(tmp_path / "cut" / train.CHECKPOINT, weights_only=True)   # tensors only
+    assert ckpt["step"] == 6 and ckpt["history"].shape == (6, 3)
+    resumed = train.train(p, tmp_path / "cut", dataset=digits, progress=False)
+    assert resumed.step == 12
+    np.testing.assert_array_equal(resumed.history, full.history)
+    for a, b in zip(resumed.ema.state_dict().values(), full.ema.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert np.isfinite(full.history).all()
+    rows = (tmp_path / "cut" / "history.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,lr,grad_norm" and len(rows) == 13
+    # More steps extend a finished run.
+    longer = train.train(presets.with_overrides(p, steps=14), tmp_path / "cut", dataset=digits,
+                         progress=False)
+    assert longer.step == 14 and np.array_equal(longer.history[:12], full.history)
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits):
+    p = micro_preset(steps=40, checkpoint_every=4)
+    config = tmp_path / "preset.json"
+    config.write_text(json.dumps(presets.to_dict(p)))
+    script = textwrap.dedent(f"""
+        import json, torch
+        from blackout_tutorial import presets, train
+        torch.set_num_threads(1)
+        p = presets.from_dict(json.load(open({str(config)!r})))
+        train.train(p, {str(tmp_path / 'killed')!r}, device="cpu", progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    history = tmp_path / "killed" / "history.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) > 1 + 8:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the run should have been killed mid-way"
+    killed_at = int(torch.load(tmp_path / "killed" / train.CHECKPOINT, weights_only=True)["step"])
+    assert 8 <= killed_at < 40
+    resumed = train.train(p, tmp_path / "killed", dataset=digits, device="cpu", progress=False)
+    full = train.train(p, tmp_path / "full", dataset=digits, device="cpu", progress=False)
+    np.testing.assert_array_equal(resumed.history, full.history)
+
+
+def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path, digits):
+    p = micro_preset(steps=4)
+    train.train(p, tmp_path / "run", dataset=digits, progress=False)
+    ckpt = tmp_path / "run" / train.CHECKPOINT
+    with pytest.raises(train.CheckpointError, match=r"train\.lr: 0\.001 vs 0\.5"):
+        train.train(presets.with_overrides(p, lr=0.5), tmp_path / "run", dataset=digits, progress=False)
+    blob = ckpt.read_bytes()
+    ckpt.write_bytes(blob[: len(blob) // 2])                        # truncated
+    with pytest.raises(train.CheckpointError, match="corrupted or not a checkpoint"):
+        train.train(p, tmp_path / "run", dataset=digits, progress=False)
+    torch.save({"weights": torch.zeros(2)}, ckpt)                   # someone else's file
+    with pytest.raises(train.CheckpointError, match="not a blackout_tutorial checkpoint"):
+        train.load_model(tmp_path / "run")
+    with pytest.raises(train.CheckpointError, match="no checkpoint"):
+        train.load_model(tmp_path / "nothing-here")
+
+
+def test_load_and_export_model(tmp_path, digits):
+    p = micro_preset(steps=4)
+    result = train.train(p, tmp_path / "run", dataset=digits, progress=False)
+    model, preset = train.load_model(tmp_path / "run", device="cpu")
+    assert preset == p and not model.training
+    x, t = digits.test[:4].float(), torch.full((4,), 0.7)
+    torch.testing.assert_close(model(x, t), result.ema(x, t))
+    train.export_model(tmp_path / "run", tmp_path / "small.pt")
+    small, _ = train.load_model(tmp_path / "small.pt", device="cpu")
+    torch.testing.assert_close(small(x, t), model(x, t), rtol=1e-2, atol=1e-3)   # float16 weights
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run" / train.CHECKPOINT).stat().st_size / 3
+    with pytest.raises(train.CheckpointError, match="holds no 'model' weights"):
+        train.load_model(tmp_path / "small.pt", ema=False)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits, monkeypatch):
+    p = micro_preset(steps=4)
+    monkeypatch.setattr(losses, "blackout_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(FloatingPointError, match="training diverged at step 1"):
+        train.train(p, tmp_path / "run", dataset=digits, progress=False)
+
+
+def test_batch_must_split_evenly_over_processes(tmp_path, digits, monkeypatch):
+    monkeypatch.setattr(train, "_distributed", lambda device: (0, 3, device, False))
+    with pytest.raises(ValueError, match="divisible by the 3 processes"):
+        train.train(micro_preset(), tmp_path / "run", dataset=digits, progress=False)
+
+
+def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
+    p = micro_preset(steps=4, checkpoint_every=2)
+    config = tmp_path / "preset.json"
+    config.write_text(json.dumps(presets.to_dict(p)))
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, os, torch
+        from blackout_tutorial import presets, train
+        torch.set_num_threads(1)
+        p = presets.from_dict(json.load(open({str(config)!r})))
+        result = train.train(p, {str(tmp_path / 'run')!r}, device="cpu", progress=False)
+        torch.save({{k: v.clone() for k, v in result.model.state_dict().items()}},
+                   {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", str(script)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name in rank0:                 # DDP averaged the gradients: identical weights
+        torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
+    ckpt = torch.load(tmp_path / "run" / train.CHECKPOINT, weights_only=True)
+    assert ckpt["step"] == 4 and torch.isfinite(ckpt["history"]).all()
+    assert not torch.equal(rank0["net.head.2.weight"], torch.zeros_like(rank0["net.head.2.weight"]))
