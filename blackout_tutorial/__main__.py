@@ -33,6 +33,12 @@ def _positive_float(text):
     return value
 
 
+def _image_path(text):
+    if not text.endswith((".png", ".npz")):
+        raise argparse.ArgumentTypeError(f"must end in .png or .npz, got {text!r}")
+    return Path(text)
+
+
 def build_parser():
     """The argparse parser of the CLI (every option documented in ``--help``)."""
     from blackout_tutorial.presets import PRESETS, SCALES
@@ -76,7 +82,7 @@ def build_parser():
     s.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images generated at once (default 256)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--out", required=True,
+    s.add_argument("--out", required=True, type=_image_path,
                    help="output file: .png (a grid) or .npz (uint8 counts 'samples' [N,C,H,W])")
     common(s)
 
@@ -128,9 +134,7 @@ def _cmd_sample(args):
     import numpy as np
 
     from blackout_tutorial import plotting, profiles, train
-    out = Path(args.out)
-    if out.suffix not in (".png", ".npz"):
-        raise SystemExit(f"error: --out must end in .png or .npz, got {args.out!r}")
+    out = args.out
     device = args.device or profiles.default_device()
     model, preset = train.load_model(args.run, device=device)
     x, n_max = _generate(model, preset, args.n, args.steps, args.method, args.seed, device,

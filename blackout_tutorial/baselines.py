@@ -191,7 +191,7 @@ def _log_diff_exp(log_a, log_b):
 
 
 def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
-                           return_terms=False):
+                           n_terms=None, return_terms=False):
     """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]`` (Eq. (10.9), Chapter 10).
 
     On the grid u_k = k / n_steps (the sampler's grid):
@@ -203,7 +203,9 @@ def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_
     The diffusion terms are KLs between Gaussian posteriors of equal variance (one forward
     draw per image and step; no clipping of x0_hat); the decoder is
     ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std sigma_0 / alpha_0
-    (no network). ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
+    (no network). ``n_terms=m`` replaces the sum over k by m indices drawn uniformly (shared
+    by the batch) times n_steps / m: unbiased, m network calls instead of n_steps.
+    ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
     """
     _check_counts(counts, "counts")
     x = to_signed(counts, n_max)
@@ -213,13 +215,20 @@ def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_
     alpha2_end = torch.sigmoid(log_snr[-1].double())
     prior = 0.5 * (alpha2_end * x.double() ** 2 + (1 - alpha2_end) - 1 - torch.log1p(-alpha2_end))
     diffusion = torch.zeros(batch, dtype=torch.float64, device=x.device)
+    ks, weight = range(1, int(n_steps) + 1), 1.0
+    if n_terms is not None:
+        if isinstance(n_terms, bool) or int(n_terms) != n_terms or n_terms < 1:
+            raise ValueError(f"n_terms must be None or an integer >= 1, got {n_terms!r}")
+        ks = torch.randint(1, int(n_steps) + 1, (int(n_terms),), generator=generator,
+                           device=generator.device if generator is not None else "cpu").tolist()
+        weight = int(n_steps) / int(n_terms)
     with torch.no_grad():
-        for k in range(1, int(n_steps) + 1):
+        for k in ks:
             lam = log_snr[k].expand(batch)
             alpha, sigma = _alpha_sigma(lam, x.ndim)
             x_u = alpha * x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
             x0_hat = predict_x0(model, x_u, lam)
-            term = 0.5 * (snr[k - 1] - snr[k]) * (x - x0_hat).double() ** 2
+            term = 0.5 * weight * (snr[k - 1] - snr[k]) * (x - x0_hat).double() ** 2
             diffusion = diffusion + term.flatten(1).sum(1)
     alpha0, sigma0 = _alpha_sigma(log_snr[0].expand(batch), x.ndim)
     x_0 = alpha0 * x + sigma0 * torch.randn(x.shape, device=x.device, generator=generator)
@@ -230,14 +239,15 @@ def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_
     return (total, prior, diffusion, decoder) if return_terms else total
 
 
-def bits_per_dim_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None):
+def bits_per_dim_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
+                          n_terms=None):
     """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]`` (Eq. (10.9), Chapter 10)."""
-    nats = negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range, generator)
+    nats = negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range, generator, n_terms)
     return nats / (counts[0].numel() * math.log(2))
 
 
 def train_gaussian(preset, dataset, weighting="simple", device="cpu", log_snr_range=LOG_SNR_RANGE):
-    """Train an ``EpsModel`` with the optimiser settings of a Blackout preset (Chapter 10).
+    """Train an ``EpsModel`` with ``gaussian_loss(weighting)`` and the optimiser settings of a Blackout preset (Chapter 10).
 
     Same U-Net config (``preset.net``), steps, batch order, Adam, warmup, gradient clip and
     EMA as ``train.train`` uses for the Blackout rate model, so the two differ only in the

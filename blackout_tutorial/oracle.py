@@ -57,10 +57,10 @@ class Oracle:
             torch.as_tensor(probs, dtype=torch.float64)
         if probs.shape != (k,):
             raise ValueError(f"probs must have shape [K] = [{k}], got {tuple(probs.shape)}")
-        if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-9:
-            raise ValueError("probs must be non-negative and sum to 1")
+        if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-6:
+            raise ValueError("probs must be non-negative and sum to 1 (within 1e-6)")
         self.support = support.long()
-        self.probs = probs.to(support.device)
+        self.probs = (probs / probs.sum()).to(support.device)   # removes float32 rounding of the input
         self.image_shape = tuple(support.shape[1:])
         self.n_max = int(flat.max())
         self._cache = None
@@ -73,20 +73,22 @@ class Oracle:
         return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
 
     def _tables(self, device):
-        """Per (pixel, value) tables over the support: ln C(x0_kd, v) and 'v > x0_kd', [D (n_max+2), K].
+        """Per (pixel, value) tables over the support, ``[D (n_max+2), 2K]``, and the flat support ``[K, D]``.
 
-        Value n_max + 1 stands for every count above the support's maximum (impossible for all k).
-        With x_t one-hot encoded, a matrix product sums them over pixels: the binomial
-        coefficients are the only part of the likelihood that mixes x_t and x0 pixel by pixel.
+        Columns 0..K-1 hold ln C(x0_kd, v), columns K..2K-1 flag v > x0_kd (impossible); value
+        n_max + 1 stands for every count above the support's maximum. With x_t one-hot
+        encoded, one matrix product sums both over pixels: the binomial coefficients are the
+        only part of the likelihood that mixes x_t and x0 pixel by pixel.
         """
         if self._cache is None or self._cache[0].device != device:
-            x0 = self.support.reshape(self.support.shape[0], -1).to(device=device, dtype=torch.float64).T
+            flat = self.support.reshape(self.support.shape[0], -1).to(device=device, dtype=torch.float64)
             v = torch.arange(self.n_max + 2, dtype=torch.float64, device=device)
-            x0, v = x0[:, None, :], v[None, :, None]                         # [D, 1, K], [1, V, 1]
+            x0, v = flat.T[:, None, :], v[None, :, None]                     # [D, 1, K], [1, V, 1]
             impossible = v > x0
             log_choose = torch.lgamma(x0 + 1) - torch.lgamma(v + 1) - torch.lgamma((x0 - v).clamp_min(0) + 1)
             log_choose = torch.where(impossible, 0.0, log_choose)
-            self._cache = (log_choose.reshape(-1, x0.shape[-1]), impossible.to(torch.float64).reshape(-1, x0.shape[-1]))
+            tables = torch.cat([log_choose, impossible.to(torch.float64)], dim=-1)
+            self._cache = (tables.reshape(-1, 2 * flat.shape[0]), flat)
         return self._cache
 
     def log_likelihood(self, x_t, t):
@@ -100,14 +102,16 @@ class Oracle:
         if bool((t < 0).any()):
             raise ValueError("t must be >= 0")
         t = t.expand(x.shape[0])[:, None]
-        log_choose, impossible = self._tables(x.device)
-        onehot = torch.nn.functional.one_hot(x.long().clamp(max=self.n_max + 1), self.n_max + 2)
-        onehot = onehot.reshape(x.shape[0], -1).to(torch.float64)
+        tables, support_flat = self._tables(x.device)
+        k = support_flat.shape[0]
+        values = self.n_max + 2
+        columns = x.long().clamp(max=values - 1) + values * torch.arange(x.shape[1], device=x.device)
+        onehot = torch.zeros(x.shape[0], x.shape[1] * values, dtype=torch.float64, device=x.device)
+        summed = onehot.scatter_(1, columns, 1.0) @ tables                 # [B, 2K]
         s = x.sum(1, keepdim=True)
-        s_k = self.support.reshape(self.support.shape[0], -1).to(device=x.device, dtype=torch.float64).sum(1)
         # xlogy: no dead units contribute nothing even at t = 0, where ln(1 - p) = -inf.
-        log_lik = onehot @ log_choose - s * t + torch.xlogy((s_k - s).clamp_min(0), -torch.expm1(-t))
-        return torch.where(onehot @ impossible > 0, -math.inf, log_lik)
+        log_lik = summed[:, :k] - s * t + torch.xlogy((support_flat.sum(1) - s).clamp_min(0), -torch.expm1(-t))
+        return torch.where(summed[:, k:] > 0, -math.inf, log_lik)
 
     def posterior(self, x_t, t):
         """P(x0 = x0^(k) | x_t) by Bayes' rule, ``[B, K]``; an all-zero row where x_t is impossible (Chapter 4)."""
@@ -119,7 +123,7 @@ class Oracle:
     def __call__(self, x_t, t):
         w = self.posterior(x_t, t)
         x = self._flatten(x_t)
-        x0 = self.support.reshape(self.support.shape[0], -1).to(device=x.device, dtype=torch.float64)
+        x0 = self._tables(x.device)[1]
         # sum_k w_k (x0_k - x_t); the clamp only removes float rounding below 0.
         gap = (w @ x0 - x * w.sum(1, keepdim=True)).clamp_min(0)
         dtype = x_t.dtype if torch.is_floating_point(x_t) else torch.get_default_dtype()

@@ -63,3 +63,79 @@ def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
     ax.set_xlabel("n")
     ax.set_ylabel("P(n)")
     return ax
+
+
+def loss_history(ax, history, window=50, label=None, color="C0"):
+    """Plot a training loss history (``[steps]`` or the trainer's ``[steps, 3]``) with its
+    running mean over ``window`` steps (Chapters 8-9)."""
+    loss = _to_numpy(history).astype(np.float64)
+    loss = loss[:, 0] if loss.ndim == 2 else loss
+    steps = np.arange(1, len(loss) + 1)
+    ax.plot(steps, loss, color=color, alpha=0.25, lw=0.8)
+    w = max(1, min(window, len(loss)))
+    smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+    ax.plot(steps[w - 1:], smooth, color=color, lw=1.5, label=label or f"running mean ({w} steps)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss")
+    return ax
+
+
+def reverse_frames(model, shape, times, frame_times, **sample_kwargs):
+    """Run ``sampling.sample`` and keep the states it visits near ``frame_times`` (Chapters 8-9).
+
+    The rate model is wrapped in a recorder that stores its input x_t at the first
+    sampler step at or below each requested time, so the frames come from the package's
+    sampler itself, not from a copy of its loop. Returns ``(t_k [F], frames [F, ...],
+    final sample)``; the last frame is the final sample at t = 0.
+    """
+    from blackout_tutorial import sampling
+    model_times = torch.as_tensor(times, dtype=torch.float64)
+    # The sampler hands the model times in the default dtype: match them in that dtype.
+    grid = model_times.to(torch.get_default_dtype())
+    wanted = sorted({int(torch.searchsorted(model_times, float(t), right=True)) - 1
+                     for t in frame_times if float(t) >= float(model_times[0])}, reverse=True)
+    kept = {}
+
+    def recorder(x_t, t):
+        k = int(torch.searchsorted(grid, t[:1].detach().cpu().to(grid.dtype)))
+        if k in wanted and k not in kept:
+            kept[k] = x_t.detach().clone()
+        return model(x_t, t)
+
+    final = sampling.sample(recorder, shape, times, **sample_kwargs)
+    ks = [k for k in wanted if k in kept]
+    t_k = torch.tensor([float(model_times[k]) for k in ks] + [0.0])
+    frames = torch.stack([kept[k].to(final.device).long() for k in ks] + [final])
+    return t_k, frames, final
+
+
+def masked_view(images, mask, n_max, hidden_color=(0.85, 0.25, 0.25)):
+    """RGB images ``[B, H, W, 3]`` of one-channel counts with the hidden pixels (``~mask``) in colour (Chapter 11).
+
+    Shows what an inpainting sampler was given: the observed pixels in grey, the rest marked.
+    """
+    x = _to_numpy(images).astype(np.float64)[:, 0] / float(n_max)
+    m = _to_numpy(mask)[:, 0].astype(bool)
+    rgb = np.repeat(x[..., None], 3, axis=-1)
+    rgb[~m] = hidden_color
+    return rgb
+
+
+def inpainting_figure(originals, mask, completions, n_max, title=None):
+    """Rows: original, what the sampler sees, then each set of completions ``[S, B, 1, H, W]`` (Chapter 11)."""
+    completions = _to_numpy(completions)
+    rows = [np.repeat(_to_numpy(originals).astype(np.float64)[:, 0, ..., None] / n_max, 3, -1),
+            masked_view(originals, mask, n_max)]
+    rows += [np.repeat(c.astype(np.float64)[:, 0, ..., None] / n_max, 3, -1) for c in completions]
+    labels = ["original", "observed"] + [f"sample {i + 1}" for i in range(len(completions))]
+    n = rows[0].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(0.75 * n + 0.9, 0.75 * len(rows) + 0.3), squeeze=False)
+    for r, (row, label) in enumerate(zip(rows, labels)):
+        for c in range(n):
+            axes[r, c].imshow(np.clip(row[c], 0, 1), interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -64,7 +64,8 @@ def marginal_pmf(n0, t, n_max=None):
     """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Chapter 3, Eq. ch3-binomial).
 
     ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape plus a
-    last dimension over n = 0..n_max (``n_max`` defaults to max(n0)). Computed in log space
+    last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller n_max truncates
+    the support, so rows then sum to less than 1). Computed in log space
     with ``lgamma`` and ``log(-expm1(-t))`` so it stays accurate for n0 = 255, t up to 15 and
     tiny t. Returns float64.
     """

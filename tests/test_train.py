@@ -33,6 +33,13 @@ def digits():
     return data.load_digits()
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(digits, tmp_path_factory):
+    """The reference: a 16-step micro run without interruption."""
+    return train.train(micro_preset(steps=16), tmp_path_factory.mktemp("full"), dataset=digits,
+                       device="cpu", progress=False)
+
+
 def test_batch_indices_walk_through_epoch_permutations():
     per_epoch = 10 // 3
     epoch0 = torch.cat([train.batch_indices(10, 3, s, seed=0) for s in range(per_epoch)])
@@ -56,29 +63,28 @@ def test_warmup_and_ema_formulas():
     assert ema.weight.item() == pytest.approx(0.95)
 
 
-def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits):
-    p = micro_preset(steps=12)
-    full = train.train(p, tmp_path / "full", dataset=digits, progress=False)
-    part = train.train(p, tmp_path / "cut", dataset=digits, progress=False, stop_at=6)
+def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits, uninterrupted):
+    p, full = micro_preset(steps=16), uninterrupted
+    part = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False, stop_at=6)
     assert part.step == 6
     ckpt = torch.load(tmp_path / "cut" / train.CHECKPOINT, weights_only=True)   # tensors only
     assert ckpt["step"] == 6 and ckpt["history"].shape == (6, 3)
-    resumed = train.train(p, tmp_path / "cut", dataset=digits, progress=False)
-    assert resumed.step == 12
+    resumed = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False)
+    assert resumed.step == 16
     np.testing.assert_array_equal(resumed.history, full.history)
     for a, b in zip(resumed.ema.state_dict().values(), full.ema.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert np.isfinite(full.history).all()
     rows = (tmp_path / "cut" / "history.csv").read_text().splitlines()
-    assert rows[0] == "step,loss,lr,grad_norm" and len(rows) == 13
+    assert rows[0] == "step,loss,lr,grad_norm" and len(rows) == 17
     # More steps extend a finished run.
-    longer = train.train(presets.with_overrides(p, steps=14), tmp_path / "cut", dataset=digits,
-                         progress=False)
-    assert longer.step == 14 and np.array_equal(longer.history[:12], full.history)
+    longer = train.train(presets.with_overrides(p, steps=18), tmp_path / "cut", dataset=digits,
+                         device="cpu", progress=False)
+    assert longer.step == 18 and np.array_equal(longer.history[:16], full.history)
 
 
-def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits):
-    p = micro_preset(steps=40, checkpoint_every=4)
+def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits, uninterrupted):
+    p = micro_preset(steps=16)
     config = tmp_path / "preset.json"
     config.write_text(json.dumps(presets.to_dict(p)))
     script = textwrap.dedent(f"""
@@ -92,16 +98,15 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits)
     history = tmp_path / "killed" / "history.csv"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) > 1 + 8:
+        if history.exists() and len(history.read_text().splitlines()) >= 1 + 4:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
     assert proc.wait(timeout=30) == -signal.SIGKILL, "the run should have been killed mid-way"
     killed_at = int(torch.load(tmp_path / "killed" / train.CHECKPOINT, weights_only=True)["step"])
-    assert 8 <= killed_at < 40
+    assert 4 <= killed_at < 16
     resumed = train.train(p, tmp_path / "killed", dataset=digits, device="cpu", progress=False)
-    full = train.train(p, tmp_path / "full", dataset=digits, device="cpu", progress=False)
-    np.testing.assert_array_equal(resumed.history, full.history)
+    np.testing.assert_array_equal(resumed.history, uninterrupted.history)
 
 
 def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path, digits):

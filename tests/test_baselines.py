@@ -1,0 +1,137 @@
+"""Tests of blackout_tutorial.baselines: the Gaussian DDPM baseline of Chapter 10."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from blackout_tutorial import baselines as bl, data, nets, presets
+
+N_MAX = 16
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+class PointMassEps(torch.nn.Module):
+    """The exact noise predictor when the data are one image x*: eps = (x_u - alpha x*) / sigma."""
+
+    def __init__(self, counts):
+        super().__init__()
+        self.x = bl.to_signed(counts, N_MAX)
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, log_snr):
+        alpha = torch.sigmoid(log_snr).sqrt().reshape(-1, 1, 1, 1)
+        sigma = torch.sigmoid(-log_snr).sqrt().reshape(-1, 1, 1, 1)
+        return (x - alpha * self.x) / sigma
+
+
+class ZeroEps(PointMassEps):
+    """eps_hat = 0, i.e. x0_hat = x_u / alpha: its bound has a closed form."""
+
+    def forward(self, x, log_snr):
+        return torch.zeros_like(x)
+
+
+def test_cosine_schedule_endpoints_and_cosine_shape():
+    u = torch.linspace(0, 1, 11, dtype=torch.float64)
+    lam = bl.cosine_log_snr(u, (-10.0, 10.0))
+    assert lam[0].item() == pytest.approx(10.0, abs=1e-9) and lam[-1].item() == pytest.approx(-10.0, abs=1e-9)
+    assert bool((torch.diff(lam) < 0).all())
+    b = math.atan(math.exp(-5.0))
+    a = math.atan(math.exp(5.0)) - b
+    torch.testing.assert_close(torch.sigmoid(lam), torch.cos(a * u + b) ** 2)
+
+
+def test_network_time_reads_log_snr():
+    lam = torch.linspace(-10, 10, 7)
+    torch.testing.assert_close(nets.logit_survival(bl.net_time(lam)), lam, atol=1e-4, rtol=1e-5)
+
+
+def test_counts_round_trip():
+    n = torch.arange(N_MAX + 1)
+    assert torch.equal(bl.to_counts(bl.to_signed(n, N_MAX), N_MAX), n)
+    assert bl.to_signed(n, N_MAX)[0] == -1 and bl.to_signed(n, N_MAX)[-1] == 1
+
+
+def test_posterior_matches_ddpm_formulas():
+    x_t, x0 = torch.tensor([[0.3]]), torch.tensor([[-0.5]])
+    lam_t, lam_s = torch.tensor([-1.0]), torch.tensor([2.0])
+    mean, std = bl._posterior(x_t, x0, lam_t, lam_s)
+    ab_t, ab_s = torch.sigmoid(lam_t), torch.sigmoid(lam_s)
+    a_t = ab_t / ab_s
+    beta = 1 - a_t
+    ddpm_mean = ab_s.sqrt() * beta / (1 - ab_t) * x0 + a_t.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t
+    torch.testing.assert_close(mean, ddpm_mean)
+    torch.testing.assert_close(std ** 2, ((1 - ab_s) / (1 - ab_t) * beta).reshape(1, 1))
+
+
+def test_discretized_gaussian_matches_scipy_and_normalises():
+    n = torch.arange(N_MAX + 1).repeat(3)
+    mean = torch.tensor([-0.9] * 17 + [0.3] * 17 + [1.5] * 17)
+    log_p = bl.discretized_gaussian_log_prob(n, mean, 0.2, N_MAX)
+    x = 2 * n.numpy() / N_MAX - 1
+    upper = np.where(n.numpy() == N_MAX, np.inf, x + 1 / N_MAX)
+    lower = np.where(n.numpy() == 0, -np.inf, x - 1 / N_MAX)
+    reference = stats.norm.cdf(upper, mean.numpy(), 0.2) - stats.norm.cdf(lower, mean.numpy(), 0.2)
+    assert np.abs(log_p.exp().numpy() - reference).max() < 1e-12
+    torch.testing.assert_close(log_p.exp().reshape(3, 17).sum(1), torch.ones(3, dtype=torch.float64))
+    # A bin 20 standard deviations away: finite log-probability, not log(1 - 1).
+    far = bl.discretized_gaussian_log_prob(torch.tensor([8]), torch.tensor([-1.0]), 0.05, N_MAX)
+    assert math.isfinite(far.item())
+    assert far.item() == pytest.approx(np.log(stats.norm.sf(0.9375 / 0.05) - stats.norm.sf(1.0625 / 0.05)), rel=1e-6)
+
+
+def test_exact_model_has_zero_loss_zero_bound_and_samples_its_image():
+    x_star = torch.randint(0, N_MAX + 1, (1, 1, 4, 4), generator=gen(1))
+    model = PointMassEps(x_star)
+    batch = x_star.repeat(8, 1, 1, 1)
+    for weighting in bl.WEIGHTINGS:
+        assert bl.gaussian_loss(model, batch, N_MAX, weighting, generator=gen(2)).item() < 1e-8
+    bpd = bl.bits_per_dim_gaussian(model, batch, 20, N_MAX, generator=gen(3))
+    assert bool((bpd >= 0).all()) and bpd.max().item() < 1e-3       # -log P(x*) = 0 for a point mass
+    samples = bl.sample_gaussian(model, (8, 1, 4, 4), 10, N_MAX, generator=gen(4))
+    assert torch.equal(samples, batch)
+
+
+def test_bound_of_zero_predictor_has_closed_form_and_mc_is_unbiased():
+    # eps_hat = 0: |x - x_u / alpha|^2 = |eps|^2 / SNR(u), so the diffusion sum has expectation
+    # D / 2 sum_k (SNR(u_{k-1}) / SNR(u_k) - 1).
+    counts = torch.randint(0, N_MAX + 1, (4000, 1, 2, 2), generator=gen(5))
+    model, steps, dim = ZeroEps(counts[:1]), 8, 4
+    _, prior, diffusion, _ = bl.negative_elbo_gaussian(model, counts, steps, N_MAX, generator=gen(6),
+                                                       return_terms=True)
+    lam = bl.cosine_log_snr(torch.linspace(0, 1, steps + 1, dtype=torch.float64))
+    expected = 0.5 * dim * (torch.exp(lam[:-1] - lam[1:]) - 1).sum().item()
+    assert diffusion.mean().item() == pytest.approx(expected, rel=0.03)
+    # The m = 3 random terms are shared by the batch: average over 400 independent draws.
+    mc = [bl.negative_elbo_gaussian(model, counts[:50], steps, N_MAX, generator=gen(100 + i), n_terms=3,
+                                    return_terms=True)[2].mean().item() for i in range(400)]
+    assert np.mean(mc) == pytest.approx(expected, rel=0.08)
+    assert bool((prior > 0).all()) and prior.mean().item() < 1e-3
+
+
+def test_train_gaussian_runs_with_a_blackout_preset():
+    preset = presets.with_overrides(presets.get_preset("digits", "smoke"), steps=3, batch_size=8)
+    dataset = data.load_digits()
+    ema, history, seconds = bl.train_gaussian(preset, dataset, "elbo")
+    assert isinstance(ema, bl.EpsModel) and history.shape == (3,) and np.isfinite(history).all()
+    assert seconds > 0
+    x = bl.sample_gaussian(ema, (2, 1, 8, 8), 3, N_MAX, generator=gen(8))
+    assert x.dtype == torch.long and bool((x >= 0).all()) and bool((x <= N_MAX).all())
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: bl.cosine_log_snr(torch.tensor([1.5])), "u"),
+    (lambda: bl.cosine_log_snr(0.5, (5.0, -5.0)), "log_snr_range"),
+    (lambda: bl.gaussian_loss(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.zeros(2, 1, 2, 2), N_MAX, "vlb"), "weighting"),
+    (lambda: bl.sample_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), (2, 1, 2, 2), 0, N_MAX), "n_steps"),
+    (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), -torch.ones(2, 1, 2, 2), 4, N_MAX), "counts"),
+    (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.ones(2, 1, 2, 2), 4, N_MAX, n_terms=0), "n_terms"),
+])
+def test_bad_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

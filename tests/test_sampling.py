@@ -1,0 +1,95 @@
+"""Tests of blackout_tutorial.sampling: reverse samplers against the exact oracle (Chapter 6)."""
+import pytest
+import torch
+
+from blackout_tutorial import bridge, oracle, process, sampling, schedule
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Many small tensor ops: on a shared 2-core machine thread hand-offs cost more than they save.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return oracle.Oracle(*oracle.toy_distribution())
+
+
+@pytest.mark.parametrize("method", ["tau_leaping", "binomial_bridge"])
+def test_samplers_reproduce_the_toy_distribution(toy, method):
+    # 1000 logit-uniform steps, t_end = 10 (a unit survives with prob 4.5e-5: starting from
+    # black costs < 2e-3 in TV). Sampling noise of the TV with 4000 draws is about 0.012.
+    times = schedule.observation_times(1000, 10.0)
+    x = sampling.sample(toy, (4000, 1, 3, 3), times, method=method, n_max=4,
+                        generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.long and x.shape == (4000, 1, 3, 3)
+    assert toy.total_variation(x) < 0.05
+
+
+def test_nearest_rounding_is_biased_and_stochastic_rounding_is_not():
+    # One pixel, x0 in {0, 1} with prob 1/2: the oracle predicts y_hat < 1/2 from a black pixel at
+    # every t, which rounds to 0, so "nearest" never paints anything. Stochastic rounding is exact here.
+    orc = oracle.Oracle(torch.tensor([0, 1]))
+    times = schedule.observation_times(200, 10.0)
+    near = sampling.sample(orc, (4000,), times, "binomial_bridge", n_max=1, rounding="nearest",
+                           generator=torch.Generator().manual_seed(0))
+    stoch = sampling.sample(orc, (4000,), times, "binomial_bridge", n_max=1, rounding="stochastic",
+                            generator=torch.Generator().manual_seed(0))
+    assert orc.total_variation(near) == pytest.approx(0.5)
+    assert orc.total_variation(stoch) < 0.03          # 4 standard errors of 4000 fair coin flips
+
+
+def test_round_counts_means():
+    y = torch.full((200000,), 2.3)
+    stoch = sampling.round_counts(y, "stochastic", generator=torch.Generator().manual_seed(0))
+    assert set(stoch.unique().tolist()) == {2.0, 3.0}
+    assert stoch.mean().item() == pytest.approx(2.3, abs=0.005)     # sd of the mean is 0.001
+    assert sampling.round_counts(torch.tensor([2.3, 2.7]), "nearest").tolist() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("method", ["tau_leaping", "binomial_bridge"])
+@pytest.mark.parametrize("shape", [(7,), (3, 2, 4, 5)])
+def test_output_type_range_shape_and_reproducibility(method, shape):
+    greedy = lambda x_t, t: torch.full_like(x_t, 50.0)   # asks for far more units than fit
+    times = schedule.observation_times(30, 8.0)
+    a = sampling.sample(greedy, shape, times, method, n_max=9, generator=torch.Generator().manual_seed(5))
+    b = sampling.sample(greedy, shape, times, method, n_max=9, generator=torch.Generator().manual_seed(5))
+    assert a.shape == shape and a.dtype == torch.long
+    assert int(a.min()) >= 0 and int(a.max()) <= 9 and torch.equal(a, b)
+
+
+def test_gillespie_reverse_reproduces_a_one_pixel_distribution():
+    values, probs = torch.tensor([0, 1, 3, 4]), torch.tensor([0.1, 0.4, 0.2, 0.3])
+    orc = oracle.Oracle(values, probs)
+    births = sampling.gillespie_reverse(lambda n, t: bridge.marginal_birth_rate(orc, n, t), 4000, 10.0, 4,
+                                        generator=torch.Generator().manual_seed(0))
+    final = (~births.isnan()).sum(1)
+    _, p_value, _ = process.chi_square_test(final, [0.1, 0.4, 0.0, 0.2, 0.3])
+    assert p_value > 1e-3
+    # Births happen while time runs backwards: each row decreases.
+    assert bool((torch.nan_to_num(births.diff(dim=1), nan=-1.0) < 0).all())
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(method="euler"), "method"),
+    (dict(rounding="up"), "rounding"),
+    (dict(shape=()), "shape"),
+    (dict(shape=(2, 0)), "shape"),
+    (dict(times=torch.tensor([0.5, 0.2])), "times"),
+    (dict(n_max=0), "n_max"),
+    (dict(model=lambda x_t, t: x_t[:1]), "model output"),
+])
+def test_bad_inputs_raise_value_error_naming_the_argument(kwargs, word):
+    args = dict(model=lambda x_t, t: torch.ones_like(x_t), shape=(2, 3), times=torch.tensor([0.1, 1.0]))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=word):
+        sampling.sample(**args)
+
+
+def test_gillespie_reverse_rejects_a_rate_above_the_blackout_bound():
+    with pytest.raises(ValueError, match="rate"):
+        sampling.gillespie_reverse(lambda n, t: 10 * (2 - n) / torch.expm1(t), 5, 5.0, 2)
