@@ -79,6 +79,7 @@ class EpsModel(torch.nn.Module):
         self.net = net
 
     def forward(self, x, log_snr):
+        """eps_hat for noisy images ``x`` ``[B, C, H, W]`` at log-SNR ``log_snr`` ``[B]``."""
         return self.net(x, net_time(log_snr))
 
 
@@ -97,11 +98,11 @@ WEIGHTINGS = ("simple", "elbo")
 
 
 def gaussian_loss(model, counts, n_max, weighting="simple", log_snr_range=LOG_SNR_RANGE, generator=None):
-    """Noise-prediction loss, mean over pixels and batch of |eps - eps_hat(x_u, lambda)|^2 (Eq. (10.7), Chapter 10).
+    """Noise-prediction loss, the mean over pixels and batch of (eps - eps_hat(x_u, lambda))^2 (Eq. (10.7), Chapter 10).
 
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
     ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO is
-    E_u[-lambda'(u) / 2 |eps - eps_hat|^2] {cite}`kingma2021vdm`; drawing lambda uniformly
+    E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] {cite}`kingma2021vdm`; drawing lambda uniformly
     absorbs the weight -lambda'(u) into the sampling density, so the plain mean estimates it
     up to the constant factor D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's
     ELBO weights with times uniform in logit(e^{-t}).
@@ -197,7 +198,7 @@ def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_
     On the grid u_k = k / n_steps (the sampler's grid):
 
         KL(q(x_1 | x) || N(0, I))                                               prior
-        + sum_{k=1..n_steps} (SNR(u_{k-1}) - SNR(u_k)) / 2 |x - x0_hat(x_{u_k})|^2   diffusion
+        + sum_{k=1..n_steps} (SNR(u_{k-1}) - SNR(u_k)) / 2 * sum_pixels (x - x0_hat(x_{u_k}))^2   diffusion
         - ln P(counts | x_{u_0})                                                decoder
 
     The diffusion terms are KLs between Gaussian posteriors of equal variance (one forward

@@ -66,7 +66,7 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
     x_t = process.sample_forward(x0, t, generator=generator)
     y_hat = _predict(model, x_t, t).float()
     per_pixel = poisson_loss(y_hat, (x0 - x_t).float())
-    return weights[k].float() * per_pixel.flatten(1).mean(1)
+    return weights[k].float() * per_pixel.reshape(x0.shape[0], -1).mean(1)
 
 
 def blackout_loss(model, x0, times, weights, generator=None):
@@ -145,14 +145,15 @@ def negative_elbo(model, x0, times, n_max, n_steps=None, step_probs=None, prior_
         raise ValueError(f"prior_count must be > 0, got {prior_count}")
     p_end = math.exp(-float(times[-1]))
     nats = kl_binomial_poisson(x0, p_end, torch.full(x0.shape, prior_count, device=x0.device), n_max)
-    nats = nats.flatten(1).sum(1)
+    nats = nats.reshape(x0.shape[0], -1).sum(1)
     times_dev = times.to(x0.device)
     with torch.no_grad():
         for k, w in zip(ks.tolist(), scale.tolist()):
             t = times_dev[k].expand(x0.shape[0])
             x_t = process.sample_forward(x0, t, generator=generator)
             y_hat = _predict(model, x_t, t)
-            nats = nats + w * kl_binomial_poisson(x0 - x_t, float(q[k]), y_hat, n_max).flatten(1).sum(1)
+            kl = kl_binomial_poisson(x0 - x_t, float(q[k]), y_hat, n_max)
+            nats = nats + w * kl.reshape(x0.shape[0], -1).sum(1)
     return nats
 
 

@@ -139,3 +139,41 @@ def inpainting_figure(originals, mask, completions, n_max, title=None):
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
+    """Draw reverse-time one-pixel paths from ``sampling.gillespie_reverse`` (Chapter 4).
+
+    ``birth_times`` ``[P, n_max]`` (NaN after the last birth); the count n(t) jumps up by one at
+    each birth while time runs from ``t_end`` down to 0 (log time axis, inverted, clipped at t_min).
+    """
+    births = _to_numpy(birth_times)[:n_show]
+    for row in births:
+        row = row[~np.isnan(row)]
+        t = np.concatenate([[t_end], np.clip(row, t_min, None), [t_min]])
+        n = np.concatenate([[0], np.arange(1, len(row) + 1), [len(row)]])
+        ax.step(t, n, where="post", color=color, alpha=0.4, lw=1)
+    ax.set_xscale("log")
+    ax.set_xlim(t_end, t_min)
+    ax.set_xlabel("t (runs backwards, log scale)")
+    ax.set_ylabel("n_t")
+    return ax
+
+
+def convergence_curves(ax, steps, curves, floor=None, floor_label=None, ylabel="", logy=False):
+    """Error against the number of sampler steps, one line per method (Chapters 6 and 10).
+
+    ``curves``: {label: values aligned with ``steps``}; ``floor``: a horizontal reference
+    (e.g. the sampling noise of exact draws, or the data entropy).
+    """
+    for i, (label, values) in enumerate(curves.items()):
+        ax.plot(steps, _to_numpy(values), "o-", color=f"C{i}", label=label)
+    if floor is not None:
+        ax.axhline(floor, color="k", ls="--", lw=1, label=floor_label)
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("number of steps T")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax

@@ -16,7 +16,7 @@
 # says exactly where). FID needs `pip install torch-fidelity` (or clean-fid / pytorch-fid) and
 # downloads the Inception weights and CIFAR-10 reference statistics on first use.
 # Environment: RUNS, STEPS (override 1.3M steps), N_SAMPLES (50000), SAMPLE_STEPS (1000),
-# NPROC (1), SCALE (full; `SCALE=smoke CIFAR_FIXTURE=1` checks the script on a CPU in a minute
+# NPROC (1), N_TEST / ELBO_STEPS (ELBO on held-out images, 1000 / 100), SCALE (full; `SCALE=smoke CIFAR_FIXTURE=1` checks the script on a CPU in a minute
 # with a synthetic FIXTURE in the CIFAR-10 format -- not CIFAR-10, its FID means nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +87,6 @@ EOF
 
 # 4. Negative ELBO in bits/dim on 1000 held-out CIFAR-10 images (100 random time points each).
 if [ "$CIFAR_FIXTURE" != "1" ]; then
-  $PY -m blackout_tutorial evaluate --run "$RUN" --n-test 1000 --elbo-steps 100 --json "$RUN/elbo.json"
+  $PY -m blackout_tutorial evaluate --run "$RUN" --n-test "${N_TEST:-1000}" --elbo-steps "${ELBO_STEPS:-100}" --json "$RUN/elbo.json"
 fi
 echo "Done. Checkpoint, samples (.npz, PNG folder, grid) and scores are in $RUN/."

@@ -12,7 +12,8 @@
 # machine without network, copy the four train-/t10k-*-ubyte.gz files into
 # $BLACKOUT_DATA_DIR/mnist/ first (the error message of the first step says exactly where).
 # Environment: RUNS (output root), STEPS (override the 200,000 training steps), N_SAMPLES
-# (default 10000), SAMPLE_STEPS (default 1000), SCALE (default full; `smoke` checks the
+# (default 10000), SAMPLE_STEPS (default 1000), N_TEST / ELBO_STEPS (held-out images and time
+# points of the ELBO, default 1000 / 100), SCALE (default full; `smoke` checks the
 # script in a minute on a CPU with the bundled MNIST-5k), PRESETS (default "mnist binarized-mnist").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,6 @@ for key, value in report.items():
     print(f"{key}: {value:.4f}")
 EOF
   # 4. Negative ELBO in bits/dim on held-out digits.
-  $PY -m blackout_tutorial evaluate --run "$RUN" --n-test 1000 --elbo-steps 100 --json "$RUN/elbo.json"
+  $PY -m blackout_tutorial evaluate --run "$RUN" --n-test "${N_TEST:-1000}" --elbo-steps "${ELBO_STEPS:-100}" --json "$RUN/elbo.json"
 done
 echo "Done. Runs, samples (.npz, .png) and scores are in $RUNS/."

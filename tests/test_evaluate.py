@@ -73,3 +73,14 @@ def test_pixel_marginal_samples_keep_each_pixel_distribution():
     assert set(x[:, 0, 0, 0].tolist()) == {0, 2, 4} and set(x[:, 0, 0, 1].tolist()) == {5, 7}
     # P(pixel 1 = 7) = 1/3: sd of the mean over 3000 draws is 0.0086; 0.04 is > 4 sd.
     assert (x[:, 0, 0, 1] == 7).float().mean().item() == pytest.approx(1 / 3, abs=0.04)
+
+
+def test_pixel_marginal_bits_per_dim_matches_a_hand_count():
+    train = torch.tensor([[0, 1], [0, 0], [1, 1]]).reshape(3, 1, 1, 2)
+    test = torch.tensor([[0, 1]]).reshape(1, 1, 1, 2)
+    # n_max = 1, alpha = 1: pixel 0 has P(0) = (2+1)/(3+2); pixel 1 has P(1) = (2+1)/(3+2).
+    expected = -2 * np.log2(3 / 5) / 2
+    got = evaluate.pixel_marginal_bits_per_dim(train, test, n_max=1)
+    assert got.shape == (1,) and got.item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="0..n_max"):
+        evaluate.pixel_marginal_bits_per_dim(train, test + 1, n_max=1)

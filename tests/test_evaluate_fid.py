@@ -207,7 +207,7 @@ def test_shipped_checkpoint_is_a_trained_mnist_rate_model():
         return float(losses.blackout_loss(m, x0, times, weights, generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         fresh = nets.build_rate_model(preset.net, 255).eval()
-        assert loss(model) < loss(fresh) - 1.0
+        assert loss(model) < loss(fresh) - 20.0      # measured gap: about 80
 
 
 def test_corrupted_checkpoint_fails_its_checksum(tmp_path, monkeypatch):
@@ -236,9 +236,9 @@ def test_generate_shards_resumes_with_identical_images(tmp_path):
 def test_finetune_continues_the_shipped_run(tmp_path):
     preset = evaluate.start_finetune(tmp_path, extra_steps=1, batch_size=4)
     _, _, info = evaluate.load_pretrained(device="cpu")
-    digits = data.load_mnist5k()
-    small = data.CountDataset("mnist5k", digits.train[:16], digits.test[:4], digits.train_labels[:16],
-                              digits.test_labels[:4], 255)
+    images = torch.randint(0, 256, (20, 1, 28, 28), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    labels = torch.zeros(20, dtype=torch.long)
+    small = data.CountDataset("mnist5k", images[:16], images[16:], labels[:16], labels[16:], 255)
     result = train.train(preset, tmp_path, dataset=small, device="cpu", progress=False)
     assert result.step == info["step"] + 1 and len(result.history) == info["step"] + 1
     with pytest.raises(ValueError, match="extra_steps"):
