@@ -4,7 +4,9 @@ One module per idea, in the order the book teaches them (see the book's chapter 
 ``process`` (forward pure-death process), ``schedule`` (observation times, loss weights),
 ``bridge`` (reverse-time quantities), ``losses`` (training loss, ELBO), ``sampling``
 (reverse samplers), ``nets`` (U-Net), ``data`` (count datasets), ``train`` (trainer),
-``evaluate`` (bits/dim, FID), ``plotting`` (figures and widgets).
+``evaluate`` (bits/dim, FID), ``baselines`` (Gaussian DDPM), ``limits`` (large-count limit),
+``inpainting`` (conditional generation), ``immigration`` (birth-death with immigration),
+``plotting`` (figures and widgets).
 
 Submodules are imported on first use, so ``import blackout_tutorial`` stays fast and
 ``blackout_tutorial.process`` works without a separate import.
@@ -14,7 +16,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("process", "schedule", "bridge", "losses", "sampling", "oracle", "nets",
-               "data", "train", "presets", "evaluate", "baselines", "plotting", "profiles")
+               "data", "train", "presets", "evaluate", "baselines", "limits", "inpainting",
+               "immigration", "plotting", "profiles")
 
 
 def __getattr__(name):

@@ -143,8 +143,7 @@ def _cmd_sample(args):
     if out.suffix == ".npz":
         np.savez_compressed(out, samples=x.numpy())
     else:
-        ax = plotting.image_grid(x, n_max, nrow=int(np.ceil(np.sqrt(args.n))))
-        ax.figure.savefig(out, dpi=150, bbox_inches="tight")
+        plotting.save_image_grid(x, n_max, out, nrow=int(np.ceil(np.sqrt(args.n))), dpi=150)
     print(f"wrote {args.n} samples to {out}")
 
 

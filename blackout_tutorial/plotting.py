@@ -177,3 +177,20 @@ def convergence_curves(ax, steps, curves, floor=None, floor_label=None, ylabel="
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax
+
+
+def save_image_grid(images, n_max, path, nrow=8, title=None, dpi=120):
+    """Write ``image_grid`` of count images to an image file (PNG by suffix), Chapter 7.
+
+    Uses a bare ``matplotlib.figure.Figure``, not pyplot: safe in scripts, in training loops
+    and inside notebooks (no backend switch, no figure left open).
+    """
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+    b = images.shape[0]
+    ncol, nrows = min(nrow, b), -(-b // min(nrow, b))
+    fig = Figure(figsize=(ncol * 0.6 + 0.4, nrows * 0.6 + 0.4 + (0.3 if title else 0)))
+    image_grid(images, n_max, nrow=nrow, ax=fig.subplots(), title=title)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")

@@ -31,6 +31,8 @@ class TrainConfig:
     ema_decay: float = 0.9999       # EMA of the weights (ramped up as min(decay, (1+s)/(10+s)))
     weights: str = "official"       # loss weights: schedule.loss_weights kind
     weight_variant: str = "instantaneous"
+    time_sampling: str = "uniform"  # "uniform" (paper: k uniform, times weights) or "importance"
+    lr_decay: str = "none"          # "none" (paper) or "cosine" (to 0 at the last step)
     hflip: bool = False             # random horizontal flips (CIFAR-10)
     bf16: bool = True               # bfloat16 autocast, used on CUDA only
     seed: int = 0
@@ -81,7 +83,8 @@ def _digits(scale):
         "smoke": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10, ema_decay=0.99,
                              checkpoint_every=20),
         "laptop": TrainConfig(steps=1500, batch_size=128, lr=1e-3, warmup_steps=100,
-                              ema_decay=0.999, checkpoint_every=250, sample_every=500),
+                              ema_decay=0.999, time_sampling="importance", lr_decay="cosine",
+                              checkpoint_every=250, sample_every=500),
         "full": TrainConfig(steps=50_000, batch_size=256, lr=2e-4, warmup_steps=1000,
                             ema_decay=0.9999, checkpoint_every=5000, sample_every=5000),
     }[scale]

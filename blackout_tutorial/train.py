@@ -79,8 +79,40 @@ def batch_indices(n_items, batch_size, step, seed):
 
 
 def learning_rate(cfg, step):
-    """Linear warmup to ``cfg.lr`` over ``cfg.warmup_steps``, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    """Linear warmup to ``cfg.lr`` over ``cfg.warmup_steps``, then constant (the paper) or,
+    with ``lr_decay="cosine"``, a cosine decay to 0 at step ``cfg.steps`` (short runs).
+
+    The cosine schedule depends on ``cfg.steps``: extending a finished run restarts it high.
+    """
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_decay == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    if cfg.lr_decay != "none":
+        raise ValueError(f"lr_decay must be 'none' or 'cosine', got {cfg.lr_decay!r}")
+    return lr
+
+
+def training_grid(times, weights, time_sampling="uniform", resolution=16):
+    """The (times, weights) pair handed to ``losses.blackout_loss``, which draws an index
+    uniformly (Chapters 5, 7).
+
+    ``uniform`` returns them unchanged: k ~ Uniform{0..T-1}, loss times w_k (the paper).
+    ``importance`` returns a grid of ``resolution * T`` times on which a uniform draw hits
+    t_k with probability pi_k = w_k / sum(w), all with the constant weight sum(w) / T: the
+    same expected loss (up to rounding pi_k to multiples of 1 / (resolution T)) with far
+    less variance. With the official weights w_k is ~ p (1 - p) per logit step, so a uniform
+    draw spends most of a batch on times whose weight is nearly 0.
+    """
+    if time_sampling == "uniform":
+        return times, weights
+    if time_sampling != "importance":
+        raise ValueError(f"time_sampling must be 'uniform' or 'importance', got {time_sampling!r}")
+    size = resolution * len(times)
+    cdf = torch.cumsum(weights / weights.sum(), 0)
+    quantiles = (torch.arange(size, dtype=cdf.dtype, device=cdf.device) + 0.5) / size
+    idx = torch.searchsorted(cdf, quantiles).clamp(max=len(times) - 1)
+    return times[idx], torch.full((size,), float(weights.sum()) / len(times),
+                                  dtype=weights.dtype, device=weights.device)
 
 
 @torch.no_grad()
@@ -219,26 +251,20 @@ def _write_history(path, history):
 
 def save_sample_grid(model, preset, n_max, path, step, device):
     """Sample ``preset.train.sample_grid`` images with tau-leaping (100 steps) and save a PNG."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from blackout_tutorial import plotting, sampling
     gen = torch.Generator(device).manual_seed(step_seed(preset.train.seed, step, stream=2))
     shape = (preset.train.sample_grid, *dataset_info(preset.dataset)[0])
     x = sampling.sample(model, shape, schedule.observation_times(100, preset.t_end),
                         method="tau_leaping", n_max=n_max, generator=gen, device=device)
-    ax = plotting.image_grid(x, n_max, title=f"{preset.name}, step {step}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
+    plotting.save_image_grid(x.cpu(), n_max, path, title=f"{preset.name}, step {step}")
 
 
 def train(preset, out_dir, *, dataset=None, device=None, progress=None, stop_at=None,
           data_dir=None):
     """Train (or resume) ``preset`` in ``out_dir``; returns a :class:`TrainResult` (Chapter 7).
 
-    Loss: Eq. (5.x) of Chapter 5, the weighted Poisson loss with k ~ Uniform{0..T-1}.
+    Loss: the weighted Poisson loss of Chapter 5 (Eq. ch7-loss), time indices drawn as
+    ``preset.train.time_sampling`` says (see :func:`training_grid`).
     If ``out_dir`` holds a checkpoint of the same configuration, training continues from
     it (a different ``steps`` extends the run; other differences raise CheckpointError).
     ``stop_at`` ends the session after that step (with a checkpoint), as an interruption
@@ -287,6 +313,7 @@ def _train(preset, out_dir, data, device, rank, world, progress, stop_at):
 
     times = schedule.observation_times(preset.T, preset.t_end).to(device)
     weights = schedule.loss_weights(times, cfg.weights, cfg.weight_variant).to(device)
+    times, weights = training_grid(times, weights, cfg.time_sampling)
     train_images = data.train.to(device)
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")

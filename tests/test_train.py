@@ -51,6 +51,49 @@ def test_batch_indices_walk_through_epoch_permutations():
         train.batch_indices(5, 8, 0, 0)
 
 
+def test_cosine_decay_reaches_zero_and_bad_names_raise():
+    cfg = presets.TrainConfig(lr=1e-3, warmup_steps=1, steps=100, lr_decay="cosine")
+    assert train.learning_rate(cfg, 0) == pytest.approx(1e-3)
+    assert train.learning_rate(cfg, 50) == pytest.approx(0.5e-3)
+    assert train.learning_rate(cfg, 100) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_decay"):
+        train.learning_rate(replace(cfg, lr_decay="step"), 3)
+
+
+def test_importance_grid_keeps_the_expected_loss():
+    from blackout_tutorial import schedule
+    times = schedule.observation_times(1000, 10.0)
+    weights = schedule.loss_weights(times)
+    grid_t, grid_w = train.training_grid(times, weights, "importance")
+    f = torch.sin(times) + times ** 2 / 10                        # any per-time loss
+    g = torch.sin(grid_t) + grid_t ** 2 / 10
+    # E_uniform[w f] on both grids agree up to the 1/(16 T) rounding of the probabilities.
+    assert (grid_w * g).mean().item() == pytest.approx((weights * f).mean().item(), rel=1e-4)
+    assert torch.all(grid_w == grid_w[0]) and bool((torch.diff(grid_t) >= 0).all())
+    assert train.training_grid(times, weights, "uniform")[0] is times
+    with pytest.raises(ValueError, match="time_sampling"):
+        train.training_grid(times, weights, "stratified")
+
+
+def test_presets_name_the_paper_settings_and_round_trip_through_json():
+    for name in presets.PRESETS:
+        for scale in presets.SCALES:
+            p = presets.get_preset(name, scale)
+            assert presets.from_dict(json.loads(json.dumps(presets.to_dict(p)))) == p
+    cifar = presets.get_preset("cifar10", "full")
+    assert (cifar.T, cifar.t_end, cifar.train.lr, cifar.train.ema_decay, cifar.train.batch_size,
+            cifar.train.hflip, cifar.net) == (1000, 15.0, 2e-4, 0.9999, 256, True, nets.net_config("paper"))
+    assert (cifar.train.time_sampling, cifar.train.lr_decay) == ("uniform", "none")
+    assert presets.get_preset("binarized_mnist", "full").t_end == 10.0
+    assert presets.get_preset("binarized-mnist", "full").dataset == "binarized_mnist"
+    with pytest.raises(ValueError, match="preset name must be one of"):
+        presets.get_preset("celeba")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        presets.get_preset("digits", "huge")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        presets.from_dict({**presets.to_dict(cifar), "train": {"learning_rate": 1}})
+
+
 def test_warmup_and_ema_formulas():
     cfg = presets.TrainConfig(lr=1e-3, warmup_steps=4)
     assert [train.learning_rate(cfg, s) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
