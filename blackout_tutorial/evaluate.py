@@ -338,7 +338,7 @@ def generate_shards(run, out_dir, n, steps=None, method=None, batch_size=500, se
 PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # sha256 of each shipped checkpoint: a changed or truncated file fails loudly.
 PRETRAINED_SHA256 = {
-    "mnist5k_small": "8689cce3ba95f17a529a8805b7b9e091fa08358637de625f9a2871d1abf269b1",
+    "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
 }
 
 
