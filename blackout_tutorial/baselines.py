@@ -252,7 +252,7 @@ def train_gaussian(preset, dataset, weighting="simple", device="cpu", log_snr_ra
 
     Same U-Net config (``preset.net``), steps, batch order, Adam, warmup, gradient clip and
     EMA as ``train.train`` uses for the Blackout rate model, so the two differ only in the
-    noise process and the loss. Returns ``(ema_model, losses [steps] numpy, seconds)``.
+    noise process and the loss (``time_sampling`` is Blackout-only and not used here). Returns ``(ema_model, losses [steps] numpy, seconds)``.
     """
     cfg = preset.train
     device = torch.device(device)

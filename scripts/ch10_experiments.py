@@ -56,10 +56,14 @@ MAIN_BLACKOUT, MAIN_GAUSSIAN = "blackout_official_inst", "gaussian_simple"
 
 
 def base_preset(scale):
+    """The digits preset with this experiment's budget, pinned: the settings the stored results used
+    (constant learning rate after warmup, uniform time indices, EMA 0.999), whatever the preset's
+    defaults become. The Gaussian trainer shares everything but the Blackout-only time_sampling."""
     cfg = SCALES[scale]
     return presets.with_overrides(presets.get_preset("digits", "laptop" if scale != "smoke" else "smoke"),
                                   steps=cfg.steps, batch_size=cfg.batch_size, sample_every=0,
-                                  checkpoint_every=cfg.steps)
+                                  checkpoint_every=cfg.steps, ema_decay=0.999 if scale != "smoke" else 0.99,
+                                  time_sampling="uniform", lr_decay="none")
 
 
 def train_all(scale, runs, dataset):
