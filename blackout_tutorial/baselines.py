@@ -1,12 +1,12 @@
 """A Gaussian diffusion baseline with the same U-Net, data and budget as Blackout (Chapter 10).
 
-A compact variance-preserving DDPM {cite}`ho2020ddpm,kingma2021vdm` on counts mapped to
+A compact variance-preserving DDPM (Ho et al. 2020; Kingma et al. 2021) on counts mapped to
 [-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]:
 
     x_u = alpha_u x + sigma_u eps,   alpha_u^2 = sigmoid(lambda_u),  sigma_u^2 = sigmoid(-lambda_u),
 
 with the cosine schedule written in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
-[lambda_min, lambda_max] {cite}`nichol2021improved`. The network is the *same* ``nets.UNet``
+[lambda_min, lambda_max] (Nichol and Dhariwal 2021). The network is the *same* ``nets.UNet``
 the Blackout rate model wraps, used raw (no softplus): it predicts eps. It is fed the time
 t = -log alpha_u^2, so its time features see logit(e^{-t}) = lambda_u, the log-SNR, exactly
 as the Blackout network sees the per-unit log-SNR logit(p_t) of its own schedule.
@@ -102,7 +102,7 @@ def gaussian_loss(model, counts, n_max, weighting="simple", log_snr_range=LOG_SN
 
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
     ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO is
-    E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] {cite}`kingma2021vdm`; drawing lambda uniformly
+    E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021); drawing lambda uniformly
     absorbs the weight -lambda'(u) into the sampling density, so the plain mean estimates it
     up to the constant factor D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's
     ELBO weights with times uniform in logit(e^{-t}).

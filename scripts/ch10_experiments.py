@@ -6,7 +6,7 @@ ELBO weighting), then measures bits/dim, sample quality against the number of sa
 steps, and training/sampling times, and writes everything to one small JSON file that
 book/10_evaluation.ipynb displays.
 
-    python scripts/ch10_experiments.py --scale laptop --out book/results/ch10_laptop.json   # ~30 min, 1 CPU core
+    python scripts/ch10_experiments.py --scale laptop --out book/results/ch10_laptop.json   # ~45 min on 1 core
     python scripts/ch10_experiments.py --scale smoke --out /tmp/ch10_smoke.json             # seconds
 
 Trained weights go to --runs (git-ignored); ``--stage evaluate`` reuses them.
