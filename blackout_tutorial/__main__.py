@@ -9,6 +9,7 @@
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,12 +50,13 @@ def build_parser():
         description="Train, sample and evaluate Blackout Diffusion models (Santos et al., 2023).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
 
-    def common(p):
+    def common(p, data_dir=True):
         p.add_argument("--device", default=None,
                        help="torch device (cuda, cuda:1, mps, cpu); default: the best available")
-        p.add_argument("--data-dir", default=None,
-                       help="folder for downloaded datasets (default: $BLACKOUT_DATA_DIR or "
-                            "~/.cache/blackout_tutorial)")
+        if data_dir:
+            p.add_argument("--data-dir", default=None,
+                           help="folder for downloaded datasets (default: $BLACKOUT_DATA_DIR or "
+                                "~/.cache/blackout_tutorial)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     t = sub.add_parser("train", help="train a preset (resumes from a checkpoint in --out)",
@@ -84,7 +86,7 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--out", required=True, type=_image_path,
                    help="output file: .png (a grid) or .npz (uint8 counts 'samples' [N,C,H,W])")
-    common(s)
+    common(s, data_dir=False)
 
     e = sub.add_parser("evaluate", help="ELBO bits/dim on held-out data (+ digit metrics)",
                        description="Negative ELBO in bits/dim on held-out images; for digits also "
@@ -110,7 +112,7 @@ def _cmd_train(args):
                                     batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     result = train.train(preset, args.out, device=args.device, data_dir=args.data_dir,
                          progress=False if args.no_progress else None)
-    if result.step:
+    if result.step and os.environ.get("RANK", "0") == "0":      # torchrun: rank 0 reports
         print(f"{preset.name} ({preset.scale}): {result.step} steps, final loss "
               f"{result.history[-1, 0]:.4f}, {result.seconds:.0f} s; checkpoint in {args.out}")
 
@@ -180,7 +182,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.no_progress:
-        import os
         os.environ["BLACKOUT_PROGRESS"] = "0"
     from blackout_tutorial.data import DownloadError
     from blackout_tutorial.train import CheckpointError

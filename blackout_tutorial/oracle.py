@@ -156,7 +156,7 @@ class Oracle:
     def total_variation(self, samples):
         """Total variation distance between the empirical law of ``samples`` and the data (Chapter 6).
 
-        TV = (sum_k |freq_k - pi_k| + outside) / 2, in [0, 1].
+        ``TV = (sum_k abs(freq_k - pi_k) + outside) / 2``, in [0, 1].
         """
         freq, outside = self.empirical_probs(samples)
         return float(0.5 * ((freq - self.probs.to(freq.device)).abs().sum() + outside))

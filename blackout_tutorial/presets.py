@@ -84,7 +84,7 @@ def _digits(scale):
                              checkpoint_every=20),
         # A short cosine-annealed run: its last weights are already averaged by the small
         # final learning rate, so the EMA only needs a short horizon (~100 steps).
-        "laptop": TrainConfig(steps=1500, batch_size=128, lr=1e-3, warmup_steps=100,
+        "laptop": TrainConfig(steps=2000, batch_size=128, lr=2e-3, warmup_steps=100,
                               ema_decay=0.99, time_sampling="importance", lr_decay="cosine",
                               checkpoint_every=250, sample_every=500),
         "full": TrainConfig(steps=50_000, batch_size=256, lr=2e-4, warmup_steps=1000,

@@ -39,7 +39,6 @@ from blackout_tutorial.profiles import default_device
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "blackout-tutorial-checkpoint-v1"
-SHIPPED = Path(__file__).resolve().parent / "checkpoints"
 
 
 class CheckpointError(ValueError):
@@ -210,18 +209,6 @@ def export_model(run_dir, path, dtype=torch.float16):
     small = {"format": FORMAT, "config": state["config"], "step": state["step"],
              "ema": {k: v.to(dtype) for k, v in state["ema"].items()}}
     _atomic_write(path, lambda tmp: torch.save(small, tmp))
-
-
-def pretrained_path(name="digits"):
-    """A checkpoint shipped with the package, for :func:`load_model` (Chapters 7, 10, 11).
-
-    ``digits``: the Chapter 7 model (``digits`` preset, ``laptop`` scale), EMA weights
-    stored in float16.
-    """
-    path = SHIPPED / f"{name}_laptop.pt"
-    if not path.is_file():
-        raise ValueError(f"name must name a shipped checkpoint; {path} does not exist")
-    return path
 
 
 def _distributed(device):
