@@ -339,6 +339,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # sha256 of each shipped checkpoint: a changed or truncated file fails loudly.
 PRETRAINED_SHA256 = {
     "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
+    # Chapter 7's model: digits preset, laptop scale, 2000 steps (float16 EMA weights).
+    "digits_laptop": "70f40e953473b2034f02c7a385a4435b7f706de8b589a46e1c686ea7a9a5e812",
 }
 
 

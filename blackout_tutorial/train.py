@@ -16,7 +16,7 @@ of the weights; bfloat16 autocast on CUDA.
 Exact resume: all randomness of step s (data order, time indices, forward noise, flips,
 dropout) comes from generators seeded by (seed, s, rank), so a run interrupted after a
 checkpoint and resumed reproduces the uninterrupted loss curve bit for bit (on the same
-device) without saving RNG states. Multi-GPU: launch with ``torchrun --nproc_per_node N``;
+device, with the same number of CPU threads) without saving RNG states. Multi-GPU: launch with ``torchrun --nproc_per_node N``;
 each process takes 1/N of every global batch and DistributedDataParallel averages the
 gradients (NCCL on CUDA, gloo on CPU).
 """

@@ -133,7 +133,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits,
     script = textwrap.dedent(f"""
         import json, torch
         from blackout_tutorial import presets, train
-        torch.set_num_threads(1)
+        torch.set_num_threads({torch.get_num_threads()})   # bitwise equality needs the same threads
         p = presets.from_dict(json.load(open({str(config)!r})))
         train.train(p, {str(tmp_path / 'killed')!r}, device="cpu", progress=False)
     """)
