@@ -224,9 +224,9 @@ def load_cifar10(data_dir=None, download=True):
     return CountDataset("cifar10", train_x, test_x, train_y, test_y, n_max=255, flip=True)
 
 
-def md5sum(path):
-    """MD5 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
+def file_digest(path, algorithm="md5"):
+    """Hex digest (``md5`` for downloads, ``sha256`` for shipped checkpoints) of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
@@ -250,7 +250,7 @@ def fetch(urls, path, md5, download=True):
     manual = (f"Download {urls[0]} by hand and save it as {path} (md5 {md5}), "
               f"or point data_dir / BLACKOUT_DATA_DIR to a folder that holds it.")
     if path.exists():
-        if md5sum(path) != md5:
+        if file_digest(path, "md5") != md5:
             raise DownloadError(f"{path} exists but its md5 is not {md5} (corrupt or partial "
                                 f"file): delete it and retry. {manual}")
         return path

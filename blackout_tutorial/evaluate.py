@@ -15,7 +15,6 @@ pytorch-fid), exports samples (.npz, PNG folders, resumable shards), loads the s
 checkpoint shipped with the package (SHA-256 checked) and writes a tiny CIFAR-format
 fixture so that the CIFAR-10 pipeline runs on a CPU without the real data.
 """
-import hashlib
 import importlib
 import io
 import os
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 import torch
+
+from blackout_tutorial import data
 
 
 def feature_statistics(features):
@@ -310,7 +311,7 @@ def generate_shards(run, out_dir, n, steps=None, method=None, batch_size=500, se
     (seed, i), so finished shards are skipped on a rerun and an interrupted 50,000-image
     job continues where it stopped. Returns the uint8 samples ``[n, C, H, W]`` (CPU).
     """
-    from blackout_tutorial import data, sampling, schedule, train
+    from blackout_tutorial import sampling, schedule, train
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     device = torch.device(device) if device else None
@@ -344,15 +345,6 @@ PRETRAINED_SHA256 = {
 }
 
 
-def sha256sum(path):
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def pretrained_path(name="mnist5k_small", check=True):
     """Path of a checkpoint shipped with the package, verified against its SHA-256 (Chapter 8).
 
@@ -367,7 +359,7 @@ def pretrained_path(name="mnist5k_small", check=True):
         raise CheckpointError(f"the shipped checkpoint {path} is missing: reinstall the package "
                               f"or restore the file from the repository")
     if check:
-        actual = sha256sum(path)
+        actual = data.file_digest(path, "sha256")
         if actual != PRETRAINED_SHA256[name]:
             raise CheckpointError(f"{path} has sha256 {actual}, expected {PRETRAINED_SHA256[name]}: "
                                   f"the file is corrupt or was replaced; restore it from the "

@@ -190,7 +190,7 @@ def test_fixture_classes_differ_and_writer_rejects_tiny_sizes(tmp_path):
 # ----------------------------------------------------------------------------- shipped checkpoint
 def test_shipped_checkpoint_matches_its_recorded_sha256_and_is_small():
     path = evaluate.pretrained_path("mnist5k_small")
-    assert evaluate.sha256sum(path) == evaluate.PRETRAINED_SHA256["mnist5k_small"]
+    assert data.file_digest(path, "sha256") == evaluate.PRETRAINED_SHA256["mnist5k_small"]
     assert path.stat().st_size < 20 * 2 ** 20
 
 
