@@ -9,13 +9,7 @@ from scipy import stats
 from blackout_tutorial import losses, oracle, schedule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Many small tensor ops: on a shared 2-core machine thread hand-offs cost more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_poisson_loss_values_and_zero_counts():

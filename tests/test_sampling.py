@@ -5,13 +5,7 @@ import torch
 from blackout_tutorial import bridge, oracle, process, sampling, schedule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Many small tensor ops: on a shared 2-core machine thread hand-offs cost more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
