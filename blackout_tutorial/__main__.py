@@ -113,8 +113,7 @@ def _cmd_train(args):
     result = train.train(preset, args.out, device=args.device, data_dir=args.data_dir,
                          progress=False if args.no_progress else None)
     if result.step and os.environ.get("RANK", "0") == "0":      # torchrun: rank 0 reports
-        print(f"{preset.name} ({preset.scale}): {result.step} steps, final loss "
-              f"{result.history[-1, 0]:.4f}, {result.seconds:.0f} s; checkpoint in {args.out}")
+        print(f"{result.summary()}; checkpoint in {args.out}")
 
 
 def _generate(model, preset, n, steps, method, seed, device, batch_size=256, progress=False,

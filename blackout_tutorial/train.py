@@ -56,6 +56,16 @@ class TrainResult:
     seconds: float               # training time summed over all sessions of the run
     out_dir: Path
 
+    def summary(self):
+        """One line for logs: steps, final loss, time, throughput and (on CUDA) peak memory."""
+        line = f"{self.preset.name} ({self.preset.scale}): {self.step} steps of {self.preset.train.steps}"
+        if self.step:
+            line += (f", final loss {self.history[-1, 0]:.4f}, {self.seconds:.0f} s of training, "
+                     f"{self.step * self.preset.train.batch_size / max(self.seconds, 1e-9):.0f} images/s")
+        if torch.cuda.is_available():
+            line += f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+        return line
+
 
 def step_seed(seed, step, rank=0, stream=0):
     """A 63-bit seed that depends only on (seed, step, rank, stream): exact resume."""

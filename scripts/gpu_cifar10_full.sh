@@ -29,7 +29,7 @@ echo "=== cifar10 ($SCALE) -> $RUN"
 
 # 1. Train (resumes if $RUN holds a checkpoint); prints throughput and peak GPU memory.
 TRAIN_PY=$(cat <<'EOF'
-import os, time, torch
+import os
 from blackout_tutorial import data, evaluate, presets, profiles, train
 preset = presets.get_preset("cifar10", os.environ["SCALE"])
 preset = presets.with_overrides(preset, steps=int(os.environ["STEPS"]) if os.environ["STEPS"] else None)
@@ -41,15 +41,9 @@ else:
     dataset = data.load_dataset("cifar10")   # download, or a message saying where to put it
 if int(os.environ.get("RANK", "0")) == 0:
     print(profiles.describe())
-start = time.perf_counter()
 result = train.train(preset, os.environ["RUN"], dataset=dataset)
 if int(os.environ.get("RANK", "0")) == 0:
-    print(f"step {result.step}/{preset.train.steps}, {result.seconds / 3600:.2f} h of training in "
-          f"total, this session {time.perf_counter() - start:.0f} s")
-    if result.step:
-        print(f"throughput (whole run): {result.step * preset.train.batch_size / result.seconds:.0f} images/s")
-    if torch.cuda.is_available():
-        print(f"peak GPU memory (rank 0): {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(result.summary())   # steps, loss, time, images/s, peak GPU memory (rank 0)
 EOF
 )
 if [ "$NPROC" -gt 1 ]; then

@@ -26,21 +26,13 @@ for PRESET in ${PRESETS:-mnist binarized-mnist}; do
   echo "=== $PRESET ($SCALE) -> $RUN"
   # 1. Train (resumes if $RUN holds a checkpoint); prints throughput and peak GPU memory.
   $PY - <<'EOF'
-import os, time, torch
+import os
 from blackout_tutorial import data, presets, profiles, train
 print(profiles.describe())
 preset = presets.get_preset(os.environ["PRESET"], os.environ["SCALE"])
 preset = presets.with_overrides(preset, steps=int(os.environ["STEPS"]) if os.environ["STEPS"] else None)
 dataset = data.load_dataset(preset.dataset)   # download, or a message saying where to put the files
-start = time.perf_counter()
-result = train.train(preset, os.environ["RUN"], dataset=dataset)
-wall = time.perf_counter() - start
-print(f"{preset.name}: step {result.step}/{preset.train.steps}, {result.seconds / 3600:.2f} h of "
-      f"training in total, this session {wall:.0f} s")
-if result.step:
-    print(f"throughput (whole run): {result.step * preset.train.batch_size / result.seconds:.0f} images/s")
-if torch.cuda.is_available():
-    print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+print(train.train(preset, os.environ["RUN"], dataset=dataset).summary())
 EOF
   # 2. Samples: resumable shards -> one uint8 .npz [N, C, H, W] + a grid; 3. scores.
   $PY - <<'EOF'
