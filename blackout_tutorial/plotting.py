@@ -3,6 +3,8 @@
 Functions take tensors or arrays and return matplotlib figures/axes; they never call
 ``plt.show()`` themselves, so a notebook decides when to display.
 """
+import inspect
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -194,3 +196,18 @@ def save_image_grid(images, n_max, path, nrow=8, title=None, dpi=120):
     image_grid(images, n_max, nrow=nrow, ax=fig.subplots(), title=title)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def show_source(*objects):
+    """The source of package functions or classes as one highlighted Python block.
+
+    Returned as Markdown (a fenced ``python`` block), so Jupyter and the built book both
+    highlight it with their own styles, and a check printed below it stays a separate output.
+    """
+    if not objects:
+        raise ValueError("show_source needs at least one function or class")
+    from IPython.display import Markdown
+
+    source = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+    return Markdown(f"```python\n{source}\n```")
+
