@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("process", "schedule", "bridge", "losses", "sampling", "oracle", "nets",
                "data", "train", "presets", "evaluate", "baselines", "limits", "inpainting",
-               "immigration", "plotting", "profiles")
+               "immigration", "plotting")
 
 
 def __getattr__(name):

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from blackout_tutorial.schedule import logit_survival
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -56,16 +58,6 @@ def net_config(size, **overrides):
     if size not in NET_SIZES:
         raise ValueError(f"size must be one of {sorted(NET_SIZES)}, got {size!r}")
     return replace(NET_SIZES[size], **overrides)
-
-
-def logit_survival(t):
-    """logit(e^{-t}) = -log(e^t - 1), the time coordinate of the schedule (Chapter 3).
-
-    Computed as -(t + log(1 - e^{-t})) so that large t does not overflow. t is clamped
-    to >= 1e-12 here only, because logit(1) = +inf at t = 0 exactly.
-    """
-    t = t.clamp_min(1e-12)
-    return -(t + torch.log(-torch.expm1(-t)))
 
 
 def time_features(t, dim):

@@ -8,15 +8,24 @@
 * ``full``: the paper's settings on a GPU (T = 1000, t_end = 15, or 10 for binarized
   MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10) :cite:`santos2023blackout`.
 
+The scale a notebook runs at is its *profile*: :func:`current_profile` reads the
+environment variable ``BLACKOUT_PROFILE`` (one of :data:`SCALES`); the default is
+``laptop`` on every machine, also with a GPU (``full`` runs for hours and starts only when
+asked for). The test suite's ``conftest.py`` sets ``smoke`` before any kernel starts.
+
 Presets are plain frozen dataclasses: ``dataclasses.replace`` makes a variant, and
 ``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with every
 checkpoint).
 """
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
+
+import torch
 
 from blackout_tutorial.nets import UNetConfig, net_config
 
 SCALES = ("smoke", "laptop", "full")
+DEFAULT_SCALE = "laptop"
 PRESETS = ("digits", "mnist", "binarized-mnist", "cifar10")
 
 
@@ -159,3 +168,35 @@ def with_overrides(preset, **train_overrides):
     """A copy of ``preset`` with some ``TrainConfig`` fields replaced (``None`` = keep)."""
     changes = {k: v for k, v in train_overrides.items() if v is not None}
     return replace(preset, train=replace(preset.train, **changes))
+
+
+def default_device():
+    """The best available device: ``cuda``, then ``mps``, then ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def current_profile(env=None):
+    """The scale named by ``BLACKOUT_PROFILE`` (one of :data:`SCALES`), else ``laptop``.
+
+    The default does not depend on the hardware: ``full`` starts only when asked for.
+    Raises ``ValueError`` naming ``BLACKOUT_PROFILE`` when the variable holds an unknown name.
+    """
+    env = os.environ if env is None else env
+    name = env.get("BLACKOUT_PROFILE", "").strip().lower()
+    if not name:
+        return DEFAULT_SCALE
+    if name not in SCALES:
+        raise ValueError(f"BLACKOUT_PROFILE must be one of {SCALES}, got {name!r}")
+    return name
+
+
+def describe():
+    """One line for a notebook's first cell: package version, torch version, device, profile."""
+    from blackout_tutorial import __version__
+    return (f"blackout_tutorial {__version__} | torch {torch.__version__.split('+')[0]} | "
+            f"device {default_device().type} | profile {current_profile()}")

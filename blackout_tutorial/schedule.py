@@ -11,7 +11,18 @@ import math
 import torch
 
 KINDS = ("official", "elbo")
+TIME_SAMPLINGS = ("uniform", "importance")
 VARIANTS = ("instantaneous", "finite")
+
+
+def logit_survival(t):
+    """logit(e^{-t}) = -log(e^t - 1), the time coordinate of the schedule (Chapter 3).
+
+    Computed as -(t + log(1 - e^{-t})) so that large t does not overflow. t is clamped
+    to >= 1e-12 here only, because logit(1) = +inf at t = 0 exactly.
+    """
+    t = t.clamp_min(1e-12)
+    return -(t + torch.log(-torch.expm1(-t)))
 
 
 def observation_times(T=1000, t_end=15.0):
@@ -79,3 +90,27 @@ def sample_time_indices(batch, T, generator=None, device=None):
     if device is None and generator is not None:
         device = generator.device
     return torch.randint(0, int(T), (int(batch),), generator=generator, device=device)
+
+
+def training_grid(times, weights, time_sampling="uniform", resolution=16):
+    """The (times, weights) pair handed to ``losses.blackout_loss``, which draws an index
+    uniformly (Chapters 5, 7).
+
+    ``uniform`` returns them unchanged: k ~ Uniform{0..T-1}, loss times w_k (the paper).
+    ``importance`` returns a grid of ``resolution * T`` times on which a uniform draw hits
+    t_k with probability pi_k = w_k / sum(w), all with the constant weight sum(w) / T: the
+    same expected loss (up to rounding pi_k to multiples of 1 / (resolution T)) with far
+    less variance. With the official weights w_k is ~ p (1 - p) per logit step, so a uniform
+    draw spends most of a batch on times whose weight is nearly 0.
+    """
+    if time_sampling == "uniform":
+        return times, weights
+    if time_sampling != "importance":
+        raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, "
+                         f"got {time_sampling!r}")
+    size = resolution * len(times)
+    cdf = torch.cumsum(weights / weights.sum(), 0)
+    quantiles = (torch.arange(size, dtype=cdf.dtype, device=cdf.device) + 0.5) / size
+    idx = torch.searchsorted(cdf, quantiles).clamp(max=len(times) - 1)
+    return times[idx], torch.full((size,), float(weights.sum()) / len(times),
+                                  dtype=weights.dtype, device=weights.device)

@@ -61,13 +61,6 @@ def test_output_depends_on_time_between_grid_points():
     assert (y[0] - y[1]).abs().max() < 0.05 * (y[0] - y[2]).abs().max()
 
 
-def test_logit_survival_matches_closed_form_and_is_stable():
-    t = torch.tensor([1e-6, 0.1, 1.0, 10.0, 50.0], dtype=torch.float64)
-    expected = -np.log(np.expm1(t.numpy()[:4]))
-    np.testing.assert_allclose(nets.logit_survival(t)[:4].numpy(), expected, rtol=1e-10)
-    assert nets.logit_survival(t)[4].item() == pytest.approx(-50.0, abs=1e-12)
-
-
 def test_time_features_are_distinct_and_bounded():
     feats = nets.time_features(torch.tensor([1e-3, 1.0, 10.0]), 32)
     assert feats.shape == (3, 32) and feats.abs().max() <= 1

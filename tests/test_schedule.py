@@ -1,6 +1,7 @@
 """Tests of blackout_tutorial.schedule: observation times and loss weights."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -90,3 +91,24 @@ def test_sample_time_indices_uniform():
         schedule.sample_time_indices(0, 10)
     with pytest.raises(ValueError, match="T"):
         schedule.sample_time_indices(4, 0)
+
+
+def test_logit_survival_matches_closed_form_and_is_stable():
+    t = torch.tensor([1e-6, 0.1, 1.0, 10.0, 50.0], dtype=torch.float64)
+    expected = -np.log(np.expm1(t.numpy()[:4]))
+    np.testing.assert_allclose(schedule.logit_survival(t)[:4].numpy(), expected, rtol=1e-10)
+    assert schedule.logit_survival(t)[4].item() == pytest.approx(-50.0, abs=1e-12)
+
+
+def test_importance_grid_keeps_the_expected_loss():
+    times = schedule.observation_times(1000, 10.0)
+    weights = schedule.loss_weights(times)
+    grid_t, grid_w = schedule.training_grid(times, weights, "importance")
+    f = torch.sin(times) + times ** 2 / 10                        # any per-time loss
+    g = torch.sin(grid_t) + grid_t ** 2 / 10
+    # E_uniform[w f] on both grids agree up to the 1/(16 T) rounding of the probabilities.
+    assert (grid_w * g).mean().item() == pytest.approx((weights * f).mean().item(), rel=1e-4)
+    assert torch.all(grid_w == grid_w[0]) and bool((torch.diff(grid_t) >= 0).all())
+    assert schedule.training_grid(times, weights, "uniform")[0] is times
+    with pytest.raises(ValueError, match="time_sampling"):
+        schedule.training_grid(times, weights, "stratified")
