@@ -2,16 +2,18 @@
 
 Usage:
     python scripts/refresh_outputs.py book/02_master_equation.ipynb ...
-    BLACKOUT_PROFILE=smoke python scripts/refresh_outputs.py --keep-ignored book/07_digits.ipynb
+    BLACKOUT_PROFILE=smoke python scripts/refresh_outputs.py --keep-ignored \
+        book/07_digits.ipynb
 
 The kernel gets the environment of the test run (root conftest.py: thread count, hash
-seed, no progress bars), so what is stored is what nbval reproduces. The profile is the
-caller's (`BLACKOUT_PROFILE`, default `laptop`): training chapters store their richest run.
+seed, no progress bars), so what is stored is what nbval reproduces. The profile is
+the caller's (`BLACKOUT_PROFILE`, default `laptop`): training chapters store their
+richest run.
 
-`--keep-ignored` re-executes the notebook but keeps the stored outputs of the cells marked
-`# NBVAL_IGNORE_OUTPUT` (matched by cell id). Those cells hold the profile-dependent
-results (a laptop training, its samples and metrics), which nbval never compares; every
-other cell's output is profile-independent by the book's rule, so a fast `smoke` run
+`--keep-ignored` re-executes the notebook but keeps the stored outputs of the cells
+marked `# NBVAL_IGNORE_OUTPUT` (matched by cell id). Those cells hold the
+profile-dependent results (a laptop training, its samples and metrics), which nbval never
+compares; every other cell's output is profile-independent by the book's rule, so a fast `smoke` run
 refreshes it exactly. Use it after a change that alters no result (renamed functions,
 printed source, rounding of printed checks); a change of behaviour needs a full run in
 the richer profile.
