@@ -11,12 +11,12 @@ the caller's (`BLACKOUT_PROFILE`, default `laptop`): training chapters store the
 richest run.
 
 `--keep-ignored` re-executes the notebook but keeps the stored outputs of the cells
-marked `# NBVAL_IGNORE_OUTPUT` (matched by cell id). Those cells hold the
-profile-dependent results (a laptop training, its samples and metrics), which nbval never
-compares; every other cell's output is profile-independent by the book's rule, so a fast `smoke` run
-refreshes it exactly. Use it after a change that alters no result (renamed functions,
-printed source, rounding of printed checks); a change of behaviour needs a full run in
-the richer profile.
+marked `# NBVAL_IGNORE_OUTPUT` (matched by cell id). Those cells hold the profile-
+dependent results (a laptop training, its samples and metrics), which nbval never
+compares; every other cell's output is profile-independent by the book's rule, so a fast
+`smoke` run refreshes it exactly. Use it after a change that alters no result (renamed
+functions, printed source, rounding of printed checks); a change of behaviour needs a
+full run in the richer profile.
 """
 import argparse
 import copy
