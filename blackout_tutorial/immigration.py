@@ -20,26 +20,22 @@ with p = e^{-t}: a network would regress two scalars per pixel, E[x0 - s | n] an
 """
 import torch
 
-from blackout_tutorial import process
-from blackout_tutorial.process import _check_count_scalar, _check_counts, _check_times
+from blackout_tutorial import _checks, process
 
 
 def _check_rate(lam):
-    if isinstance(lam, bool) or not float(lam) >= 0 or float(lam) == float("inf"):
-        raise ValueError(f"lam must be a finite immigration rate >= 0, got {lam!r}")
-    return float(lam)
+    return _checks.number(lam, "lam (the immigration rate)", minimum=0)
 
 
 def generator_matrix(n_max, lam):
-    """Generator Q of birth-death with immigration on {0..n_max}: dP/dt = Q @ P (Eq. (11.8), Chapter 11).
+    """Generator Q of birth-death with immigration on {0..n_max}: dP/dt = Q @ P (Eq. ch11-immigration-master, Chapter 11).
 
     Q[n+1, n] = lambda (an arrival), Q[n-1, n] = n (a death), columns sum to 0. The state
     space is truncated at n_max: arrivals from n_max are dropped, which changes the law by
     about P(n_max) and is negligible once n_max is several sqrt(lambda) above lambda + n0.
     float64.
     """
-    n_max = _check_count_scalar(n_max, "n_max")
-    lam = _check_rate(lam)
+    n_max, lam = _checks.count(n_max, "n_max"), _check_rate(lam)
     deaths = torch.arange(n_max + 1, dtype=torch.float64)
     births = torch.full((n_max + 1,), lam, dtype=torch.float64)
     births[-1] = 0.0
@@ -47,17 +43,14 @@ def generator_matrix(n_max, lam):
 
 
 def solve_master_equation(p0, times, lam):
-    """P(t) = exp(Q t) P(0) on the truncated space {0..len(p0)-1} (Eq. (11.8), Chapter 11).
+    """P(t) = exp(Q t) P(0) on the truncated space {0..len(p0)-1} (Eq. ch11-immigration-master, Chapter 11).
 
     Returns ``[len(times), len(p0)]`` float64.
     """
-    p0 = torch.as_tensor(p0, dtype=torch.float64)
-    if p0.ndim != 1 or p0.numel() == 0:
-        raise ValueError(f"p0 must be a non-empty 1-D probability vector, got shape {tuple(p0.shape)}")
-    times = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
-    _check_times(times, "times")
-    q = generator_matrix(p0.numel() - 1, lam)
-    return torch.linalg.matrix_exp(q * times[:, None, None]) @ p0
+    p0 = _checks.probability_vector(p0, "p0")
+    times = _checks.times(times, "times").reshape(-1)
+    Q = generator_matrix(p0.numel() - 1, lam)
+    return torch.linalg.matrix_exp(Q * times[:, None, None]) @ p0
 
 
 def poisson_pmf(mean, n_max):
@@ -68,21 +61,18 @@ def poisson_pmf(mean, n_max):
 
 
 def stationary_pmf(lam, n_max):
-    """The stationary law Poisson(lambda) on 0..n_max (Eq. (11.10), Chapter 11)."""
+    """The stationary law Poisson(lambda) on 0..n_max (Eq. ch11-immigration-stationary, Chapter 11)."""
     return poisson_pmf(_check_rate(lam), n_max)
 
 
 def marginal_pmf(n0, t, lam, n_max):
-    """P(n_t = n | n0) = (Binomial(n0, e^{-t}) * Poisson(lambda (1 - e^{-t})))(n), n = 0..n_max (Eq. (11.9), Chapter 11).
+    """P(n_t = n | n0) = (Binomial(n0, e^{-t}) * Poisson(lambda (1 - e^{-t})))(n), n = 0..n_max (Eq. ch11-immigration-marginal, Chapter 11).
 
     The convolution of the survivors' and the immigrants' laws; ``n0`` is one count, ``t``
     a scalar or a tensor of times. Returns float64 ``[*t.shape, n_max + 1]``.
     """
-    n0 = _check_count_scalar(n0)
-    n_max = _check_count_scalar(n_max, "n_max")
-    lam = _check_rate(lam)
-    _check_times(t)
-    t = torch.as_tensor(t, dtype=torch.float64)
+    n0, n_max, lam = _checks.count(n0, "n0"), _checks.count(n_max, "n_max"), _check_rate(lam)
+    t = _checks.times(t)
     survivors = process.marginal_pmf(n0, t, n_max=max(n0, n_max))[..., : n_max + 1]
     immigrants = poisson_pmf(lam * -torch.expm1(-t), n_max)
     # (a * b)(n) = sum_s a(s) b(n - s): a lower-triangular Toeplitz product.
@@ -93,36 +83,28 @@ def marginal_pmf(n0, t, lam, n_max):
 
 
 def sample_forward(x0, t, lam, generator=None):
-    """Exact x_t = Binomial(x0, e^{-t}) + Poisson(lambda (1 - e^{-t})), elementwise (Eq. (11.9), Chapter 11).
+    """Exact x_t = Binomial(x0, e^{-t}) + Poisson(lambda (1 - e^{-t})), elementwise (Eq. ch11-immigration-marginal, Chapter 11).
 
     Returns ``(x_t, survivors)``: the survivors s_t are the latent part a network's
     training target needs (x0 - s_t and i_t = x_t - s_t). ``t`` as in ``process.sample_forward``.
     """
     lam = _check_rate(lam)
     survivors = process.sample_forward(x0, t, generator=generator)
-    t = torch.as_tensor(t, dtype=torch.float64, device=x0.device)
-    mean = lam * -torch.expm1(-t)
-    if mean.ndim == 1:
-        mean = mean.reshape(-1, *([1] * (x0.ndim - 1)))
+    mean = lam * -torch.expm1(-_checks.per_sample(_checks.times(t).to(x0.device), x0))
     rates = mean.expand(x0.shape).to(torch.float64).contiguous()
     immigrants = torch.poisson(rates, generator=generator).to(x0.dtype)
     return survivors + immigrants, survivors
 
 
 def latent_posterior_means(n, x0, t, lam):
-    """E[x0 - s | n_t = n, x0] and E[i | n_t = n, x0] for one clean count ``x0`` (Eq. (11.11), Chapter 11).
+    """E[x0 - s | n_t = n, x0] and E[i | n_t = n, x0] for one clean count ``x0`` (Chapter 11).
 
     s ~ Binomial(x0, p) survivors and i ~ Poisson(lambda (1 - p)) immigrants, conditioned on
     s + i = n. ``n``: counts (any shape); ``x0`` a count, ``t`` > 0 a scalar. Returns
     float64 ``(dead_mean, immigrant_mean)`` of ``n``'s shape.
     """
-    x0 = _check_count_scalar(x0, "x0")
-    lam = _check_rate(lam)
-    n = torch.as_tensor(n)
-    _check_counts(n, "n")
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if t.ndim != 0 or not float(t) > 0:
-        raise ValueError("t must be a scalar > 0")
+    x0, lam, n = _checks.count(x0, "x0"), _check_rate(lam), _checks.counts(n, "n")
+    t = torch.tensor(_checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64)
     n_max = int(n.max()) if n.numel() else 0
     s = torch.arange(x0 + 1, dtype=torch.float64)
     survivors = process.marginal_pmf(x0, t)                                # [x0 + 1]
@@ -139,16 +121,14 @@ def latent_posterior_means(n, x0, t, lam):
 
 
 def reverse_rates(dead_mean, immigrant_mean, t, lam):
-    """Reverse-time jump rates from posterior means (Eq. (11.12), Chapter 11).
+    """Reverse-time jump rates from posterior means (Eq. ch11-immigration-reverse, Chapter 11).
 
     up (n -> n+1) = p/(1-p) dead_mean + lambda (1 - p), down (n -> n-1) = immigrant_mean / (1 - p),
     p = e^{-t}, t > 0 a scalar. With lambda = 0 and no immigrants this is the blackout rate
     of Chapter 4. Returns float64 ``(up, down)``.
     """
     lam = _check_rate(lam)
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if t.ndim != 0 or not float(t) > 0:
-        raise ValueError("t must be a scalar > 0")
+    t = torch.tensor(_checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64)
     p, one_minus_p = torch.exp(-t), -torch.expm1(-t)
     dead_mean = torch.as_tensor(dead_mean, dtype=torch.float64)
     immigrant_mean = torch.as_tensor(immigrant_mean, dtype=torch.float64)
@@ -165,19 +145,14 @@ def sample_reverse(data_probs, lam, times, n_paths, generator=None):
     rates, rate(n -> m) = W(m -> n) P_t(m) / P_t(n) (tau-leaping, Chapter 6); counts are
     clipped at 0. Returns long ``[n_paths]``.
     """
-    lam = _check_rate(lam)
-    data_probs = torch.as_tensor(data_probs, dtype=torch.float64)
-    if data_probs.ndim != 1 or bool((data_probs < 0).any()) or abs(float(data_probs.sum()) - 1) > 1e-9:
-        raise ValueError("data_probs must be a 1-D probability vector over x0 = 0..K")
-    times = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
-    if times.numel() < 2 or float(times[0]) <= 0 or bool((torch.diff(times) <= 0).any()):
-        raise ValueError("times must be strictly increasing, with times[0] > 0 and at least 2 entries")
+    lam, data_probs = _check_rate(lam), _checks.probability_vector(data_probs, "data_probs")
+    times, n_paths = _checks.time_grid(times), _checks.positive_int(n_paths, "n_paths")
     n_max = int(data_probs.numel() - 1 + lam + 12 * (lam ** 0.5 + 1))
     grid = torch.cat([times.new_zeros(1), times]).flip(0)            # t_end, ..., t_0, 0
     # P_t(n) = sum_x0 pi(x0) P(n | x0) at every grid time at once: [len(grid), n_max + 1].
     pmfs = sum(float(w) * marginal_pmf(k, grid[:-1], lam, n_max)
                for k, w in enumerate(data_probs) if w > 0).clamp_min(1e-300)
-    n = torch.poisson(torch.full((int(n_paths),), lam, dtype=torch.float64), generator=generator).long()
+    n = torch.poisson(torch.full((n_paths,), lam, dtype=torch.float64), generator=generator).long()
     for p_t, t, s in zip(pmfs, grid[:-1], grid[1:]):
         m = n.clamp(0, n_max - 1)
         up = (m + 1) * p_t[m + 1] / p_t[m]                           # reverse of a death from m + 1

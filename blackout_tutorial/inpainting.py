@@ -19,60 +19,48 @@ Either way the observed pixels equal ``x_obs`` at t = 0 exactly.
 """
 import torch
 
-from blackout_tutorial import process
-from blackout_tutorial.bridge import check_time_grid, sample_bridge, step_probabilities
-from blackout_tutorial.sampling import METHODS, binomial_bridge_step, tau_leaping_step
+from blackout_tutorial import _checks, process
+from blackout_tutorial.bridge import sample_bridge
+from blackout_tutorial.sampling import METHODS, reverse_steps
 
 OBSERVED_PATHS = ("bridge", "independent")
 
 
-def _check_inputs(x_obs, mask, n_max):
-    if not isinstance(x_obs, torch.Tensor) or not isinstance(mask, torch.Tensor):
-        raise ValueError("x_obs and mask must be torch tensors")
-    process._check_counts(x_obs, "x_obs")
-    if mask.shape != x_obs.shape or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of x_obs's shape {tuple(x_obs.shape)}, "
-                         f"got {mask.dtype} {tuple(mask.shape)}")
-    if bool((x_obs > n_max).any()):
-        raise ValueError(f"x_obs must hold counts <= n_max = {n_max}")
-
-
 def inpaint(model, x_obs, mask, times, method="tau_leaping", n_max=255, observed_path="bridge",
             generator=None, rounding="stochastic"):
-    """Generate the unobserved pixels of ``x_obs`` (where ``mask`` is False) (Algorithm 11.1, Chapter 11).
+    """Generate the unobserved pixels of ``x_obs`` (where ``mask`` is False) (Chapter 11).
 
     ``model``: a rate model; ``x_obs``: counts ``[B, ...]`` (values under ``~mask`` are
     ignored); ``mask``: bool, True where observed; ``times``: increasing grid as in
     ``sampling.sample``; ``method``: ``tau_leaping`` or ``binomial_bridge``;
-    ``observed_path``: ``bridge`` or ``independent`` (module docstring). Runs on x_obs's
-    device; returns long counts with ``result[mask] == x_obs[mask]``.
+    ``observed_path``: ``bridge`` or ``independent`` (module docstring). Runs
+    ``sampling.reverse_steps`` on x_obs's device, clamping the observed pixels after every
+    step; returns long counts with ``result[mask] == x_obs[mask]``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if observed_path not in OBSERVED_PATHS:
-        raise ValueError(f"observed_path must be one of {OBSERVED_PATHS}, got {observed_path!r}")
-    _check_inputs(x_obs, mask, n_max)
-    times = check_time_grid(times).to(x_obs.device)
-    q = step_probabilities(times).to(torch.float32)
-    x_obs = x_obs.long()
-    batch = x_obs.shape[0]
-    observed = process.sample_forward(x_obs, times[-1], generator=generator)
+    _checks.one_of(method, METHODS, "method")
+    _checks.one_of(observed_path, OBSERVED_PATHS, "observed_path")
+    x_obs = _check_inputs(x_obs, mask, _checks.positive_int(n_max, "n_max"))
+    observed = process.sample_forward(x_obs, _checks.time_grid(times)[-1], generator=generator)
+
+    def clamp_observed(k, x, t, s):
+        nonlocal observed
+        if observed_path == "bridge":
+            observed = sample_bridge(observed, x_obs, s, t, generator=generator)
+        else:
+            observed = process.sample_forward(x_obs, s, generator=generator)
+        return torch.where(mask, observed, x)
+
     x = torch.where(mask, observed, torch.zeros_like(x_obs))
-    with torch.no_grad():
-        for k in range(times.numel() - 1, -1, -1):
-            t = times[k]
-            s = times[k - 1] if k > 0 else torch.zeros((), dtype=times.dtype, device=times.device)
-            y_hat = model(x.to(torch.get_default_dtype()), t.to(torch.get_default_dtype()).expand(batch))
-            if method == "tau_leaping":
-                x = tau_leaping_step(x, y_hat, q[k], n_max, generator)
-            else:
-                x = binomial_bridge_step(x, y_hat, q[k], n_max, rounding, generator)
-            if observed_path == "bridge":
-                observed = sample_bridge(observed, x_obs, s, t, generator=generator)
-            else:
-                observed = process.sample_forward(x_obs, s, generator=generator)
-            x = torch.where(mask, observed, x)
-    return x
+    return reverse_steps(model, x, times, method, n_max, rounding, generator, clamp_observed)
+
+
+def _check_inputs(x_obs, mask, n_max):
+    _checks.count_tensor(x_obs, "x_obs", n_max=n_max)
+    _checks.tensor(mask, "mask")
+    if mask.shape != x_obs.shape or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of x_obs's shape {tuple(x_obs.shape)}, "
+                         f"got {mask.dtype} {tuple(mask.shape)}")
+    return x_obs.long()
 
 
 def box_mask(shape, top, left, height, width, observed=True):

@@ -18,62 +18,52 @@ import math
 
 import torch
 
-from blackout_tutorial.process import _check_times
+from blackout_tutorial import _checks
 
 
-def _check_positive(value, name):
-    if isinstance(value, bool) or not math.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+def _check_start(x0, nonnegative=False):
+    _checks.tensor(x0, "x0")
+    return _checks.finite(x0, "x0", minimum=0 if nonnegative else None)
 
 
-def _check_start(x0):
-    if not isinstance(x0, torch.Tensor):
-        raise ValueError(f"x0 must be a torch.Tensor, got {type(x0).__name__}")
-    if not bool(torch.isfinite(x0).all()):
-        raise ValueError("x0 must be finite")
+def _positive(value, name):
+    return _checks.number(value, name, minimum=0, strict=True)
 
 
 def feller_moments(x0, t, omega):
-    """Mean x0 e^{-t} and variance x0 e^{-t} (1 - e^{-t}) / Omega of the Feller limit (Eq. (11.3), Chapter 11).
+    """Mean x0 e^{-t} and variance x0 e^{-t} (1 - e^{-t}) / Omega of the Feller limit (Eq. ch11-moments, Chapter 11).
 
     They equal the mean and variance of n_t / Omega with n_t ~ Binomial(Omega x0, e^{-t})
     exactly, for every Omega: the first two moments of blackout are already "diffusive".
     ``x0`` and ``t`` broadcast; returns ``(mean, variance)`` as float64 tensors.
     """
-    omega = _check_positive(omega, "omega")
-    _check_times(t)
-    x0 = torch.as_tensor(x0, dtype=torch.float64)
-    if bool((x0 < 0).any()):
-        raise ValueError("x0 must be >= 0 (a fraction of units)")
-    p = torch.exp(-torch.as_tensor(t, dtype=torch.float64))
+    omega, t = _positive(omega, "omega"), _checks.times(t)
+    x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)
+    p = torch.exp(-t)
     return x0 * p, x0 * p * (1 - p) / omega
 
 
 def ou_moments(x0, t):
-    """Mean x0 e^{-t} and variance 1 - e^{-2t} of the OU process dx = -x dt + sqrt(2) dW (Eq. (11.5), Chapter 11).
+    """Mean x0 e^{-t} and variance 1 - e^{-2t} of the OU process dx = -x dt + sqrt(2) dW (Eq. ch11-ou, Chapter 11).
 
     The variance-preserving process of Gaussian diffusion: the same mean as blackout, but a
     variance that does not depend on x0 and tends to 1 (white noise), not to 0 (black).
     """
-    _check_times(t)
-    x0 = torch.as_tensor(x0, dtype=torch.float64)
-    p = torch.exp(-torch.as_tensor(t, dtype=torch.float64))
-    variance = -torch.expm1(-2 * torch.as_tensor(t, dtype=torch.float64))
+    t, x0 = _checks.times(t), _checks.finite(x0, "x0").to(torch.float64)
+    p = torch.exp(-t)
+    variance = -torch.expm1(-2 * t)
     return x0 * p, torch.broadcast_to(variance, torch.broadcast_shapes(variance.shape, x0.shape))
 
 
 def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
-    """Euler-Maruyama paths of dx = drift(x) dt + diffusion(x) dW (Eq. (11.4), Chapter 11).
+    """Euler-Maruyama paths of dx = drift(x) dt + diffusion(x) dW (Eq. ch11-euler-maruyama, Chapter 11).
 
     ``x0``: starting values ``[...]`` (one path per element); ``drift`` and ``diffusion``
     map a tensor of states to a tensor of the same shape. Returns ``(times [n_steps + 1],
     paths [n_steps + 1, ...])`` in x0's dtype (at least float32) on x0's device.
     """
     _check_start(x0)
-    t_end = _check_positive(t_end, "t_end")
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    t_end, n_steps = _positive(t_end, "t_end"), _checks.positive_int(n_steps, "n_steps")
     dtype = x0.dtype if torch.is_floating_point(x0) else torch.get_default_dtype()
     dt = t_end / int(n_steps)
     x = x0.to(dtype)
@@ -87,17 +77,14 @@ def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
 
 
 def simulate_feller(x0, omega, t_end, n_steps, generator=None):
-    """Euler-Maruyama for the blackout limit dx = -x dt + sqrt(x / Omega) dW (Eq. (11.2), Chapter 11).
+    """Euler-Maruyama for the blackout limit dx = -x dt + sqrt(x / Omega) dW (Eq. ch11-feller-sde, Chapter 11).
 
     Full-truncation scheme: drift and noise use max(x, 0), so a step that overshoots below 0
     (Euler's error, not the process's: the exact path stops at 0) cannot take a square root
     of a negative number; the returned paths are clipped at 0 for the same reason.
     Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
     """
-    omega = _check_positive(omega, "omega")
-    _check_start(x0)
-    if bool((x0 < 0).any()):
-        raise ValueError("x0 must be >= 0 (a fraction of units)")
+    omega, x0 = _positive(omega, "omega"), _check_start(x0, nonnegative=True)
     times, paths = euler_maruyama(x0, lambda x: -x.clamp_min(0),
                                   lambda x: torch.sqrt(x.clamp_min(0) / omega),
                                   t_end, n_steps, generator)
@@ -105,7 +92,7 @@ def simulate_feller(x0, omega, t_end, n_steps, generator=None):
 
 
 def simulate_ou(x0, t_end, n_steps, generator=None):
-    """Euler-Maruyama for the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW (Eq. (11.5), Chapter 11).
+    """Euler-Maruyama for the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW (Eq. ch11-ou, Chapter 11).
 
     The forward SDE of variance-preserving Gaussian diffusion (beta = 2): additive noise
     whose size ignores the state. Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
@@ -115,18 +102,14 @@ def simulate_ou(x0, t_end, n_steps, generator=None):
 
 
 def sample_feller(x0, t, omega, generator=None):
-    """Exact draw of the Feller diffusion at time ``t``: Gamma(N, 1/c) with N ~ Poisson(c x0 e^{-t}) (Eq. (11.6), Chapter 11).
+    """Exact draw of the Feller diffusion at time ``t``: Gamma(N, 1/c) with N ~ Poisson(c x0 e^{-t}) (Eq. ch11-feller-exact, Chapter 11).
 
     c = 2 Omega / (1 - e^{-t}). This is the noncentral chi-square transition of the CIR
     process with zero degrees of freedom: with probability exp(-c x0 e^{-t}) the path has
     been absorbed at 0 (N = 0). ``t`` > 0 is a float; returns float64 of x0's shape.
     """
-    omega = _check_positive(omega, "omega")
-    t = _check_positive(t, "t")
-    _check_start(x0)
-    if bool((x0 < 0).any()):
-        raise ValueError("x0 must be >= 0 (a fraction of units)")
-    x0 = x0.to(torch.float64)
+    omega, t = _positive(omega, "omega"), _positive(t, "t")
+    x0 = _check_start(x0, nonnegative=True).to(torch.float64)
     c = 2 * omega / -math.expm1(-t)
     n = torch.poisson(c * x0 * math.exp(-t), generator=generator)
     # N = 0 is the atom at 0; the Gamma sampler needs shape >= 1, so those get a dummy 1.
@@ -141,8 +124,8 @@ def standard_gamma(shape, generator=None):
     d = shape - 1/3, z normal, and redraw the rejected elements (about 1-5% per round).
     Unlike ``torch.distributions.Gamma`` it takes a ``generator``.
     """
-    if bool((shape < 1).any()):
-        raise ValueError("shape must be >= 1 elementwise (Marsaglia-Tsang needs it)")
+    # NaN would never be accepted (an endless loop): finite is part of the rule.
+    _checks.finite(shape, "shape", minimum=1)
     d = shape - 1.0 / 3.0
     c = 1.0 / torch.sqrt(9.0 * d)
     out = torch.zeros_like(shape)
@@ -159,13 +142,12 @@ def standard_gamma(shape, generator=None):
 
 
 def extinction_probability(x0, t, omega):
-    """P(x_t = 0) in the Feller limit, exp(-2 Omega x0 e^{-t} / (1 - e^{-t})) (Eq. (11.7), Chapter 11).
+    """P(x_t = 0) in the Feller limit, exp(-2 Omega x0 e^{-t} / (1 - e^{-t})) (Eq. ch11-extinction, Chapter 11).
 
     Blackout itself has P(n_t = 0) = (1 - e^{-t})^{Omega x0}; for small e^{-t} the two
     differ by a factor 2 in the exponent: the diffusion limit gets the means and variances
     right but not the probability of the last unit dying (a large deviation).
     """
-    omega = _check_positive(omega, "omega")
-    t = _check_positive(t, "t")
-    x0 = torch.as_tensor(x0, dtype=torch.float64)
+    omega, t = _positive(omega, "omega"), _positive(t, "t")
+    x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)
     return torch.exp(-2 * omega * x0 * math.exp(-t) / -math.expm1(-t))

@@ -14,15 +14,15 @@ import math
 
 import torch
 
-from blackout_tutorial import process, schedule
-from blackout_tutorial.bridge import check_time_grid, step_probabilities
+from blackout_tutorial import _checks, process, schedule
+from blackout_tutorial.bridge import step_probabilities
 
 # Smallest rate the log sees: keeps y log y_hat finite when a model outputs exactly 0.
 EPS = 1e-12
 
 
 def poisson_loss(y_hat, y):
-    """Elementwise y_hat - y log y_hat (Eq. (5.1), Chapter 5).
+    """Elementwise y_hat - y log y_hat (Eq. ch5-loss, Chapter 5).
 
     The Poisson negative log-likelihood of y under mean y_hat, up to log y!. Its expectation
     over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at ``EPS`` inside the
@@ -33,22 +33,14 @@ def poisson_loss(y_hat, y):
     return y_hat - y * torch.log(y_hat.clamp_min(EPS))
 
 
-def _check_batch(x0):
-    if not isinstance(x0, torch.Tensor) or x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError("x0 must be a torch.Tensor of counts with shape [B, ...], B >= 1")
-
-
-def _predict(model, x_t, t):
-    """Call a rate model with float32 counts and float32 times ``[B]``, checking its output shape."""
-    dtype = torch.get_default_dtype()
-    y_hat = model(x_t.to(dtype), t.to(dtype))
-    if y_hat.shape != x_t.shape:
-        raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {tuple(y_hat.shape)}")
-    return y_hat
+def _check_batch(x0, n_max=None):
+    _checks.count_tensor(x0, "x0", n_max)
+    if x0.ndim < 1 or x0.shape[0] < 1:
+        raise ValueError(f"x0 must have shape [B, ...] with B >= 1, got {tuple(x0.shape)}")
 
 
 def blackout_loss_terms(model, x0, times, weights, generator=None):
-    """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq. (5.2), Chapter 5).
+    """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq. ch5-loss, Chapter 5).
 
     For each image: k ~ Uniform{0..T-1}, t = times[k], x_t ~ Binomial(x0, e^{-t}),
     y = x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``) carry the
@@ -56,26 +48,26 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
     weighted sum over time. ``generator`` must live on x0's device.
     """
     _check_batch(x0)
-    times = torch.as_tensor(times, dtype=torch.float64, device=x0.device)
-    weights = torch.as_tensor(weights, dtype=torch.float64, device=x0.device)
+    times = _checks.times(times, "times").to(x0.device)
+    weights = _checks.finite(weights, "weights", minimum=0).to(x0.device)
     if times.ndim != 1 or weights.shape != times.shape:
         raise ValueError(f"times and weights must be 1-D of the same length, got {tuple(times.shape)} "
                          f"and {tuple(weights.shape)}")
     k = schedule.sample_time_indices(x0.shape[0], times.numel(), generator=generator, device=x0.device)
     t = times[k]
     x_t = process.sample_forward(x0, t, generator=generator)
-    y_hat = _predict(model, x_t, t).float()
+    y_hat = _checks.predict(model, x_t, t).float()
     per_pixel = poisson_loss(y_hat, (x0 - x_t).float())
     return weights[k].float() * per_pixel.reshape(x0.shape[0], -1).mean(1)
 
 
 def blackout_loss(model, x0, times, weights, generator=None):
-    """Scalar training loss: the batch mean of ``blackout_loss_terms`` (Eq. (5.2), Chapter 5)."""
+    """Scalar training loss: the batch mean of ``blackout_loss_terms`` (Eq. ch5-loss, Chapter 5)."""
     return blackout_loss_terms(model, x0, times, weights, generator).mean()
 
 
 def _step_constants(q, n_max):
-    """c(y) = ln y! - E_{m~Bin(y,1-q)}[ln m!] + y (1-q) ln(1-q) for y = 0..n_max (Eq. (5.12), Chapter 5).
+    """c(y) = ln y! - E_{m~Bin(y,1-q)}[ln m!] + y (1-q) ln(1-q) for y = 0..n_max (Eq. ch5-kl-split, Chapter 5).
 
     With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m counts
     the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU (it is tiny).
@@ -93,24 +85,23 @@ def _step_constants(q, n_max):
 
 
 def kl_binomial_poisson(y, q, y_hat, n_max):
-    """Exact KL(Binomial(y, q) || Poisson(y_hat q)) elementwise, in nats (Eq. (5.12), Chapter 5).
+    """Exact KL(Binomial(y, q) || Poisson(y_hat q)) elementwise, in nats (Eq. ch5-kl-split, Chapter 5).
 
     ``y``: counts in 0..n_max; ``q`` in (0, 1] (a float); ``y_hat`` >= 0, clamped at ``EPS``
     (the model kernel then uses the clamped rate too, so the value is still a true KL).
     Returns float64.
     """
-    q = float(q)
-    if not 0 < q <= 1:
-        raise ValueError(f"q must lie in (0, 1], got {q}")
-    y_long = y.long()
-    if bool((y_long < 0).any()) or bool((y_long > n_max).any()):
-        raise ValueError(f"y must hold counts in 0..n_max = {n_max}")
-    c = _step_constants(q, n_max).to(y.device)[y_long]
+    if _checks.probability(q, "q") == 0:
+        raise ValueError(f"q must lie in (0, 1], got {q!r}")
+    y = _checks.counts(y, "y", n_max=_checks.positive_int(n_max, "n_max"))
+    _checks.finite(y_hat, "y_hat", minimum=0)
+    c = _step_constants(float(q), n_max).to(y.device)[y.long()]
     return c + q * poisson_loss(y_hat.to(torch.float64).clamp_min(EPS), y.to(torch.float64))
 
 
-def negative_elbo(model, x0, times, n_max, n_steps=None, step_probs=None, prior_count=None, generator=None):
-    """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq. (5.13), Chapter 5).
+def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None, prior_count=None,
+                  generator=None):
+    """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq. ch5-elbo, Chapter 5).
 
     Generative model: x_{T-1} ~ Poisson(prior_count * p_end) per pixel at t_end = times[-1],
     then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the last step (q_0 = 1)
@@ -125,24 +116,17 @@ def negative_elbo(model, x0, times, n_max, n_steps=None, step_probs=None, prior_
     pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from the data.
     Each term's expectation over x_{t_k} uses one forward draw per image.
 
-    ``n_steps=None`` sums all T terms. ``n_steps=m`` draws m step indices (shared by the
+    ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices (shared by the
     batch) from ``step_probs`` (uniform by default) with replacement and returns the
     importance-weighted mean sum_i term_{k_i} / (m pi_{k_i}): unbiased, m model calls instead of T.
     """
-    _check_batch(x0)
-    process._check_counts(x0, "x0")
-    if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    n_max = int(n_max)
-    if bool((x0 > n_max).any()):
-        raise ValueError(f"x0 must hold counts <= n_max = {n_max}")
-    times = check_time_grid(times)
-    T = times.numel()
+    n_max = _checks.positive_int(n_max, "n_max")
+    _check_batch(x0, n_max)
     q = step_probabilities(times)
-    ks, scale = _choose_steps(T, n_steps, step_probs, generator)
-    prior_count = n_max / 2 if prior_count is None else float(prior_count)
-    if prior_count <= 0:
-        raise ValueError(f"prior_count must be > 0, got {prior_count}")
+    ks, scale = _choose_terms(q.numel(), n_terms, step_probs, generator)
+    prior_count = n_max / 2 if prior_count is None else \
+        _checks.number(prior_count, "prior_count", minimum=0, strict=True)
+    times = _checks.time_grid(times)
     p_end = math.exp(-float(times[-1]))
     nats = kl_binomial_poisson(x0, p_end, torch.full(x0.shape, prior_count, device=x0.device), n_max)
     nats = nats.reshape(x0.shape[0], -1).sum(1)
@@ -151,34 +135,34 @@ def negative_elbo(model, x0, times, n_max, n_steps=None, step_probs=None, prior_
         for k, w in zip(ks.tolist(), scale.tolist()):
             t = times_dev[k].expand(x0.shape[0])
             x_t = process.sample_forward(x0, t, generator=generator)
-            y_hat = _predict(model, x_t, t)
+            y_hat = _checks.predict(model, x_t, t, step=k)
             kl = kl_binomial_poisson(x0 - x_t, float(q[k]), y_hat, n_max)
             nats = nats + w * kl.reshape(x0.shape[0], -1).sum(1)
     return nats
 
 
-def _choose_steps(T, n_steps, step_probs, generator):
-    """Step indices and their weights: all T with weight 1, or m draws from pi with weight 1/(m pi_k)."""
-    if n_steps is None:
+def _choose_terms(T, n_terms, step_probs, generator):
+    """Term indices and weights: all T with weight 1, or m draws from pi with weight 1/(m pi_k)."""
+    if n_terms is None:
         if step_probs is not None:
-            raise ValueError("step_probs needs n_steps (the full sum uses every step once)")
+            raise ValueError("step_probs needs n_terms (the full sum uses every term once)")
         return torch.arange(T), torch.ones(T, dtype=torch.float64)
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be None or an integer >= 1, got {n_steps!r}")
+    m = _checks.positive_int(n_terms, "n_terms")
     pi = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
-        torch.as_tensor(step_probs, dtype=torch.float64).cpu()
-    if pi.shape != (T,) or bool((pi <= 0).any()) or abs(float(pi.sum()) - 1) > 1e-9:
+        _checks.probability_vector(step_probs, "step_probs").cpu()
+    if pi.shape != (T,) or bool((pi <= 0).any()):
         raise ValueError(f"step_probs must be [T] = [{T}], positive, summing to 1")
     device = generator.device if generator is not None else pi.device
-    ks = torch.multinomial(pi.to(device), int(n_steps), replacement=True, generator=generator).cpu()
-    return ks, 1.0 / (int(n_steps) * pi[ks])
+    ks = torch.multinomial(pi.to(device), m, replacement=True, generator=generator).cpu()
+    return ks, 1.0 / (m * pi[ks])
 
 
-def elbo_bits_per_dim(model, x0, times, n_max, n_steps=None, step_probs=None, prior_count=None, generator=None):
-    """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x channels (Eq. (5.14), Chapter 5).
+def elbo_bits_per_dim(model, x0, times, n_max, n_terms=None, step_probs=None, prior_count=None,
+                      generator=None):
+    """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x channels (Eq. ch10-bpd, Chapter 10).
 
     Same arguments as ``negative_elbo``. Nobody has reported this number for Blackout
     Diffusion: Chapter 10 compares it with Gaussian and discrete diffusion models.
     """
-    nats = negative_elbo(model, x0, times, n_max, n_steps, step_probs, prior_count, generator)
+    nats = negative_elbo(model, x0, times, n_max, n_terms, step_probs, prior_count, generator)
     return nats / (x0[0].numel() * math.log(2))

@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from blackout_tutorial.process import _check_counts
+from blackout_tutorial import _checks
+
 
 def toy_distribution():
     """Five 3x3 count patterns (counts 0..4) and their probabilities: the toy data of Chapters 5-6.
@@ -35,7 +36,7 @@ def toy_distribution():
 
 
 class Oracle:
-    """Exact rate model ``(x_t, t) -> E[x0 - x_t | x_t]`` for data ``support`` with ``probs`` (Eq. (4.8), Chapter 4).
+    """Exact rate model ``(x_t, t) -> E[x0 - x_t | x_t]`` for data ``support`` with ``probs`` (Eq. ch4-loglik, Chapter 4).
 
     ``support``: K distinct count images ``[K, ...]``; ``probs``: ``[K]``, non-negative, summing
     to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B, ...]`` (any float
@@ -45,20 +46,18 @@ class Oracle:
     """
 
     def __init__(self, support, probs=None):
-        support = torch.as_tensor(support)
+        support = _checks.counts(support, "support")
         if support.ndim < 1 or support.shape[0] < 1:
-            raise ValueError(f"support must have shape [K, ...] with K >= 1, got {tuple(support.shape)}")
-        _check_counts(support, "support")
+            raise ValueError(f"support must have shape [K, ...] with K >= 1, "
+                             f"got {tuple(support.shape)}")
         flat = support.reshape(support.shape[0], -1).long()
         if torch.unique(flat, dim=0).shape[0] != flat.shape[0]:
             raise ValueError("support must hold K distinct images (merge duplicates and add their probs)")
         k = support.shape[0]
         probs = torch.full((k,), 1.0 / k, dtype=torch.float64) if probs is None else \
-            torch.as_tensor(probs, dtype=torch.float64)
+            _checks.probability_vector(probs, "probs", tol=1e-6)
         if probs.shape != (k,):
             raise ValueError(f"probs must have shape [K] = [{k}], got {tuple(probs.shape)}")
-        if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-6:
-            raise ValueError("probs must be non-negative and sum to 1 (within 1e-6)")
         self.support = support.long()
         self.probs = (probs / probs.sum()).to(support.device)   # removes float32 rounding of the input
         self.image_shape = tuple(support.shape[1:])
@@ -66,8 +65,7 @@ class Oracle:
         self._cache = None
 
     def _flatten(self, x_t):
-        if not isinstance(x_t, torch.Tensor):
-            raise ValueError(f"x_t must be a torch.Tensor of counts, got {type(x_t).__name__}")
+        _checks.tensor(x_t, "x_t")
         if tuple(x_t.shape[1:]) != self.image_shape or x_t.ndim == 0:
             raise ValueError(f"x_t must have shape [B, *{self.image_shape}], got {tuple(x_t.shape)}")
         return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
@@ -92,15 +90,13 @@ class Oracle:
         return self._cache
 
     def log_likelihood(self, x_t, t):
-        """log P(x_t | x0^(k)) for every image k: a sum of log binomial pmfs, ``[B, K]`` (Eq. (4.8), Chapter 4).
+        """log P(x_t | x0^(k)) for every image k: a sum of log binomial pmfs, ``[B, K]`` (Eq. ch4-loglik, Chapter 4).
 
         sum_d ln C(x0_kd, x_d) + S ln p + (S_k - S) ln(1 - p), S = sum_d x_d, S_k = sum_d x0_kd;
         -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K): meant for toys.
         """
         x = self._flatten(x_t)
-        t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
-        if bool((t < 0).any()):
-            raise ValueError("t must be >= 0")
+        t = _checks.times(t).to(x.device)
         t = t.expand(x.shape[0])[:, None]
         tables, support_flat = self._tables(x.device)
         k = support_flat.shape[0]

@@ -82,35 +82,6 @@ def loss_history(ax, history, window=50, label=None, color="C0"):
     return ax
 
 
-def reverse_frames(model, shape, times, frame_times, **sample_kwargs):
-    """Run ``sampling.sample`` and keep the states it visits near ``frame_times`` (Chapters 8-9).
-
-    The rate model is wrapped in a recorder that stores its input x_t at the first
-    sampler step at or below each requested time, so the frames come from the package's
-    sampler itself, not from a copy of its loop. Returns ``(t_k [F], frames [F, ...],
-    final sample)``; the last frame is the final sample at t = 0.
-    """
-    from blackout_tutorial import sampling
-    model_times = torch.as_tensor(times, dtype=torch.float64)
-    # The sampler hands the model times in the default dtype: match them in that dtype.
-    grid = model_times.to(torch.get_default_dtype())
-    wanted = sorted({int(torch.searchsorted(model_times, float(t), right=True)) - 1
-                     for t in frame_times if float(t) >= float(model_times[0])}, reverse=True)
-    kept = {}
-
-    def recorder(x_t, t):
-        k = int(torch.searchsorted(grid, t[:1].detach().cpu().to(grid.dtype)))
-        if k in wanted and k not in kept:
-            kept[k] = x_t.detach().clone()
-        return model(x_t, t)
-
-    final = sampling.sample(recorder, shape, times, **sample_kwargs)
-    ks = [k for k in wanted if k in kept]
-    t_k = torch.tensor([float(model_times[k]) for k in ks] + [0.0])
-    frames = torch.stack([kept[k].to(final.device).long() for k in ks] + [final])
-    return t_k, frames, final
-
-
 def masked_view(images, mask, n_max, hidden_color=(0.85, 0.25, 0.25)):
     """RGB images ``[B, H, W, 3]`` of one-channel counts with the hidden pixels (``~mask``) in colour (Chapter 11).
 

@@ -19,6 +19,7 @@ import os
 
 import torch
 
+from blackout_tutorial import _checks
 from blackout_tutorial.bridge import step_probabilities
 
 METHODS = ("tau_leaping", "binomial_bridge")
@@ -26,7 +27,7 @@ ROUNDINGS = ("stochastic", "nearest")
 
 
 def round_counts(y_hat, rounding="stochastic", generator=None):
-    """Round predicted counts: ``nearest`` (biased) or ``stochastic`` (unbiased) (Eq. (6.3), Chapter 6).
+    """Round predicted counts: ``nearest`` (biased) or ``stochastic`` (unbiased) (Eq. ch6-stochastic-rounding, Chapter 6).
 
     Stochastic rounding returns floor(y) + Bernoulli(y - floor(y)), so its mean is y exactly.
     """
@@ -40,7 +41,7 @@ def round_counts(y_hat, rounding="stochastic", generator=None):
 
 
 def tau_leaping_step(x, y_hat, q, n_max, generator=None):
-    """One tau-leaping step: clip(x + Poisson(y_hat q), 0, n_max) (Eq. (6.1), Chapter 6).
+    """One tau-leaping step: clip(x + Poisson(y_hat q), 0, n_max) (Eq. ch6-tau, Chapter 6).
 
     ``x``: long counts; ``y_hat``: the rate model's output (negative values count as 0, a
     rate cannot be negative); ``q``: the step's bridge probability. The upper clip is part of
@@ -51,7 +52,7 @@ def tau_leaping_step(x, y_hat, q, n_max, generator=None):
 
 
 def binomial_bridge_step(x, y_hat, q, n_max, rounding="stochastic", generator=None):
-    """One bridge step: x + Binomial(clip(round(y_hat), 0, n_max - x), q) (Eq. (6.2), Chapter 6).
+    """One bridge step: x + Binomial(clip(round(y_hat), 0, n_max - x), q) (Eq. ch6-bridge, Chapter 6).
 
     The clip keeps the result in [0, n_max]; it is part of the algorithm.
     """
@@ -78,49 +79,80 @@ def _resolve_device(model, generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _check_shape(shape):
-    shape = tuple(shape)
-    if not shape or any(isinstance(d, bool) or int(d) != d or d < 1 for d in shape):
-        raise ValueError(f"shape must be a non-empty tuple of positive integers [B, ...], got {shape!r}")
-    return tuple(int(d) for d in shape)
+def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="stochastic",
+                  generator=None, after_step=None, progress=False):
+    """The reverse-time loop: walk counts ``x`` from t_end = times[-1] down to t = 0 (Chapter 6).
+
+    Step k goes from t = t_k to s = t_{k-1} (s = 0 after t_0) with one checked rate-model
+    call (``_checks.predict``) and the bridge probability q_k (``bridge.step_probabilities``):
+    a ``tau_leaping_step`` or a ``binomial_bridge_step``. After each step,
+    ``after_step(k, x, t, s)`` (if given; t and s float64 0-d tensors on x's device) may
+    look at the new state at time s or return a replacement for it (``None`` keeps x):
+    inpainting clamps observed pixels there and ``reverse_frames`` records frames.
+    ``x``: long counts ``[B, ...]`` on the device the loop runs on. Returns the counts at t = 0.
+    """
+    _checks.one_of(method, METHODS, "method"), _checks.one_of(rounding, ROUNDINGS, "rounding")
+    n_max, times = _checks.positive_int(n_max, "n_max"), _checks.time_grid(times)
+    # Every q_k and model time is prepared once: the loop never copies data to the host.
+    q = step_probabilities(times).to(device=x.device, dtype=torch.float32)
+    grid = torch.cat([times.new_zeros(1), times]).to(x.device)     # 0, t_0, ..., t_end
+    with torch.no_grad():
+        for k in _progress(range(q.numel() - 1, -1, -1), progress, q.numel()):
+            y_hat = _checks.predict(model, x, grid[k + 1], step=k)
+            if method == "tau_leaping":
+                x = tau_leaping_step(x, y_hat, q[k], n_max, generator)
+            else:
+                x = binomial_bridge_step(x, y_hat, q[k], n_max, rounding, generator)
+            if after_step is not None:
+                replaced = after_step(k, x, grid[k + 1], grid[k])
+                x = x if replaced is None else replaced
+    return x
 
 
 def sample(model, shape, times, method="tau_leaping", n_max=255, generator=None, device=None,
            progress=False, rounding="stochastic"):
-    """Generate counts ``[B, ...]`` in [0, n_max] with a rate model (Algorithm 6.1, Chapter 6).
+    """Generate counts ``[B, ...]`` in [0, n_max] with a rate model (Chapter 6).
 
     ``model(x_t, t) -> y_hat`` estimates E[x0 - x_t | x_t] (float counts ``[B, ...]``, float
     times ``[B]``). ``times``: increasing grid, e.g. ``schedule.observation_times(T, t_end)``.
     ``method``: ``tau_leaping`` or ``binomial_bridge`` (``rounding`` applies to the bridge).
     Runs on ``device`` (default: the model's parameters, else the generator's, else cpu);
-    ``generator`` must live there. Returns a long tensor.
+    ``generator`` must live there. Starts from black and runs ``reverse_steps``.
+    Returns a long tensor.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    shape = _check_shape(shape)
-    device = _resolve_device(model, generator, device)
-    # Every q_k and model time is prepared once, so the loop below never syncs with the host.
-    q = step_probabilities(times).to(device=device, dtype=torch.float32)
-    model_times = torch.as_tensor(times, dtype=torch.get_default_dtype()).to(device)
-    x = torch.zeros(shape, dtype=torch.long, device=device)
-    with torch.no_grad():
-        for k in _progress(range(q.numel() - 1, -1, -1), progress, q.numel()):
-            y_hat = model(x.to(torch.get_default_dtype()), model_times[k].expand(shape[0]))
-            if y_hat.shape != x.shape:
-                raise ValueError(f"model output must have shape {shape}, got {tuple(y_hat.shape)}")
-            if method == "tau_leaping":
-                x = tau_leaping_step(x, y_hat, q[k], n_max, generator)
-            else:
-                x = binomial_bridge_step(x, y_hat, q[k], n_max, rounding, generator)
-    return x
+    x = torch.zeros(_checks.batch_shape(shape), dtype=torch.long,
+                    device=_resolve_device(model, generator, device))
+    return reverse_steps(model, x, times, method, n_max, rounding, generator,
+                         progress=progress)
+
+
+def reverse_frames(model, shape, times, frame_times, method="tau_leaping", n_max=255,
+                   generator=None, device=None, rounding="stochastic"):
+    """``sample`` that also keeps the states it passes near ``frame_times`` (Chapters 8-9).
+
+    For each requested time, the frame is the state at the largest grid time t_k at or
+    below it, recorded by an ``after_step`` hook of ``reverse_steps`` (the package's one
+    reverse loop, not a copy). Returns ``(t_k [F], frames [F, ...], final sample)``; the
+    last frame is the final sample at t = 0.
+    """
+    times = _checks.time_grid(times)
+    x = torch.zeros(_checks.batch_shape(shape), dtype=torch.long,
+                    device=_resolve_device(model, generator, device))
+    wanted = sorted({int(torch.searchsorted(times, float(t), right=True)) - 1
+                     for t in frame_times if float(t) >= float(times[0])}, reverse=True)
+    kept = {len(times) - 1: x.clone()} if len(times) - 1 in wanted else {}
+
+    def record(k, x, t, s):    # the state after step k is the state at t_{k-1}
+        if k - 1 in wanted:
+            kept[k - 1] = x.clone()
+
+    final = reverse_steps(model, x, times, method, n_max, rounding, generator, record)
+    t_k = torch.tensor([float(times[k]) for k in wanted] + [0.0])
+    return t_k, torch.stack([kept[k] for k in wanted] + [final]), final
 
 
 def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
-    """Exact reverse-time paths of a one-pixel pure-birth process from 0 at ``t_end`` (Eq. (6.5), Chapter 6).
+    """Exact reverse-time paths of a one-pixel pure-birth process from 0 at ``t_end`` (Eq. ch6-thinning, Chapter 6).
 
     ``rate(n, t)``: birth rate n -> n+1 at time t for float tensors ``[P]`` (e.g.
     ``lambda n, t: bridge.marginal_birth_rate(oracle, n, t)``); it must not exceed the
@@ -133,9 +165,10 @@ def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
     Returns ``birth_times`` float64 ``[n_paths, n_max]``: row i holds the times of its births in
     decreasing order, NaN after its last one; the final count is the number of non-NaN entries.
     """
-    n_paths, n_max = int(n_paths), int(n_max)
-    if n_paths < 1 or n_max < 1 or not 0 < t_min < t_end:
-        raise ValueError("n_paths and n_max must be >= 1 and 0 < t_min < t_end")
+    n_paths, n_max = _checks.positive_int(n_paths, "n_paths"), _checks.positive_int(n_max, "n_max")
+    t_end = _checks.number(t_end, "t_end", minimum=0, strict=True)
+    if not 0 < _checks.number(t_min, "t_min") < t_end:
+        raise ValueError(f"t_min must lie in (0, t_end = {t_end}), got {t_min!r}")
     device = generator.device if generator is not None else torch.device("cpu")
     f64 = dict(dtype=torch.float64, device=device)
     n = torch.zeros(n_paths, dtype=torch.long, device=device)

@@ -84,7 +84,7 @@ def test_subsampled_elbo_is_unbiased_and_bits_per_dim_scale(toy_batch):
     orc, x0, w = toy_batch
     times = schedule.observation_times(100, 10.0)
     full = losses.negative_elbo(orc, x0, times, n_max=4, generator=torch.Generator().manual_seed(0))
-    estimates = [float((w * losses.negative_elbo(orc, x0, times, n_max=4, n_steps=10,
+    estimates = [float((w * losses.negative_elbo(orc, x0, times, n_max=4, n_terms=10,
                                                    generator=torch.Generator().manual_seed(s))).sum())
                  for s in range(1, 13)]
     spread = np.std(estimates) / math.sqrt(len(estimates))
@@ -101,7 +101,7 @@ def test_subsampled_elbo_is_unbiased_and_bits_per_dim_scale(toy_batch):
     (lambda: losses.blackout_loss(lambda x, t: x, torch.full((2, 3), -1.0), torch.ones(4), torch.ones(4)), "x0"),
     (lambda: losses.negative_elbo(lambda x, t: x, torch.full((2, 3), 9), torch.tensor([1.0, 2.0]), 4), "n_max"),
     (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([2.0, 1.0]), 4), "times"),
-    (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4, n_steps=0), "n_steps"),
+    (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4, n_terms=0), "n_terms"),
     (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4,
                                   step_probs=torch.tensor([0.5, 0.5])), "step_probs"),
     (lambda: losses.kl_binomial_poisson(torch.ones(2), 1.5, torch.ones(2), 4), "q"),
