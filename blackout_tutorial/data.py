@@ -12,31 +12,33 @@ name                   images           n_max  source
 ``binarized_mnist``    70000, 1x32x32   1      MNIST resized to 32x32, > 0.5
 ``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
 ``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
+``cifar10-fixture``    250, 3x32x32     255    synthetic shapes in the CIFAR-10 format (NOT CIFAR)
 =====================  ===============  =====  ===================================================
+
+``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a network
+can be built before any data is loaded.
 
 Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
 ``~/.cache/blackout_tutorial``), are checked against the official MD5 sums and written
 atomically; without a network the error says which file to fetch and where to put it.
 """
 import gzip
-import hashlib
+import io
 import os
 import pickle
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-# name -> (image shape (C, H, W), n_max): what a network needs before any data is loaded.
-DATASET_INFO = {"digits": ((1, 8, 8), 16), "mnist5k": ((1, 28, 28), 255),
-                "binarized_mnist5k": ((1, 32, 32), 1), "mnist": ((1, 28, 28), 255),
-                "binarized_mnist": ((1, 32, 32), 1), "cifar10": ((3, 32, 32), 255)}
-DATASETS = tuple(DATASET_INFO)
+from blackout_tutorial import _checks
+from blackout_tutorial._files import (DownloadError, fetch, file_digest, load_pickle,  # noqa: F401
+                                      read_idx)
+from blackout_tutorial._files import read_cifar_tarball as _read_cifar_arrays
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -48,10 +50,6 @@ MNIST_FILES = {  # name -> md5 of the official gzip files
 }
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
-
-
-class DownloadError(RuntimeError):
-    """A dataset file is missing and could not be downloaded (or failed its checksum)."""
 
 
 @dataclass
@@ -76,39 +74,14 @@ def default_data_dir():
     return Path(os.environ.get("BLACKOUT_DATA_DIR", "~/.cache/blackout_tutorial")).expanduser()
 
 
-def dataset_info(name):
-    """``(shape, n_max)`` of a dataset by name, without loading it."""
-    if name not in DATASET_INFO:
-        raise ValueError(f"dataset name must be one of {DATASETS}, got {name!r}")
-    return DATASET_INFO[name]
-
-
-def load_dataset(name, data_dir=None, download=True):
-    """Load a dataset by name (see the module table), Chapters 7-9.
-
-    ``download=False`` raises ``DownloadError`` instead of fetching missing files.
-    """
-    if name not in DATASETS:
-        raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
-    if name == "digits":
-        return load_digits()
-    if name == "mnist5k":
-        return load_mnist5k()
-    if name == "binarized_mnist5k":
-        return binarized(load_mnist5k())
-    if name == "mnist":
-        return load_mnist(data_dir, download)
-    if name == "binarized_mnist":
-        return binarized(load_mnist(data_dir, download))
-    return load_cifar10(data_dir, download)
-
-
 def _as_counts(images):
     return torch.from_numpy(np.ascontiguousarray(images)).to(torch.uint8)
 
 
 def _split(name, images, labels, n_test, n_max, seed=0):
     # A fixed seeded permutation: the same held-out set on every machine and run.
+    if _checks.positive_int(n_test, "n_test") >= len(images):
+        raise ValueError(f"n_test must be < {len(images)} (the number of images), got {n_test}")
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
     images, labels = images[order], torch.as_tensor(labels, dtype=torch.long)[order]
     return CountDataset(name, images[n_test:], images[:n_test], labels[n_test:], labels[:n_test],
@@ -143,25 +116,6 @@ def load_mnist5k(n_test=1000):
     return _split("mnist5k", images, table[:, 784], n_test, n_max=255)
 
 
-def read_idx(path):
-    """Parse an IDX file (the MNIST format; ``.gz`` or raw) into a numpy array.
-
-    Header: two zero bytes, a type code (0x08 = uint8), the number of dimensions, then
-    each dimension as a big-endian int32; the data follow.
-    """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not a uint8 IDX file (bad magic number)")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says shape {tuple(dims)}, file holds {data.size} values")
-    return data.reshape(tuple(int(d) for d in dims)).copy()   # writable, owns its memory
-
-
 def load_mnist(data_dir=None, download=True):
     """Full MNIST, 60000 train / 10000 test, 28x28, n_max = 255 (Chapter 8)."""
     folder = Path(data_dir or default_data_dir()) / "mnist"
@@ -192,28 +146,11 @@ def binarized(mnist):
 
 
 def read_cifar_tarball(path):
-    """Parse ``cifar-10-python.tar.gz`` into ``(train_x, train_y, test_x, test_y)``.
-
-    Each batch is a pickled dict with ``data`` (uint8 [10000, 3072], channel-major rows)
-    and ``labels``. Pickles can execute code: ``load_cifar10`` verifies the official MD5
-    before it calls this parser.
-    """
-    batches = {}
-    with tarfile.open(path, "r:gz") as tar:
-        for member in tar.getmembers():
-            base = os.path.basename(member.name)
-            if base.startswith("data_batch_") or base == "test_batch":
-                batches[base] = pickle.load(tar.extractfile(member), encoding="bytes")
-    train_names = sorted(b for b in batches if b.startswith("data_batch_"))
-    if not train_names or "test_batch" not in batches:
-        raise ValueError(f"{path} holds no CIFAR-10 data_batch_* / test_batch files")
-
-    def images_labels(names):
-        x = np.concatenate([batches[n][b"data"] for n in names]).reshape(-1, 3, 32, 32)
-        y = np.concatenate([batches[n][b"labels"] for n in names]).astype(np.int64)
-        return _as_counts(x), torch.from_numpy(y)
-
-    return (*images_labels(train_names), *images_labels(["test_batch"]))
+    """``(train_x, train_y, test_x, test_y)`` of a ``cifar-10-python.tar.gz``-format file as
+    uint8 counts ``[N, 3, 32, 32]`` and long labels; pickles load restricted (Chapter 9)."""
+    train_x, train_y, test_x, test_y = _read_cifar_arrays(path)
+    return (_as_counts(train_x), torch.from_numpy(train_y), _as_counts(test_x),
+            torch.from_numpy(test_y))
 
 
 def load_cifar10(data_dir=None, download=True):
@@ -224,57 +161,126 @@ def load_cifar10(data_dir=None, download=True):
     return CountDataset("cifar10", train_x, test_x, train_y, test_y, n_max=255, flip=True)
 
 
-def file_digest(path, algorithm="md5"):
-    """Hex digest (``md5`` for downloads, ``sha256`` for shipped checkpoints) of a file, read in 1 MiB chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+CIFAR10_FIXTURE_CLASSES = ("disc", "square", "h-bar", "v-bar", "ring", "cross", "diagonal",
+                           "two-discs", "frame", "checker")
 
 
-def _download(url, timeout=60):
-    """The bytes behind ``url`` (the one network call of the package; tests replace it)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+def _fixture_shape(label, dy, dx, r, yy, xx):
+    box, disc = np.maximum(abs(dy), abs(dx)), np.hypot(dy, dx)
+    return [disc < r, box < r, abs(dy) < r / 3, abs(dx) < r / 3, abs(disc - r) < 1.5,
+            (abs(dy) < r / 4) | (abs(dx) < r / 4), abs(dy - dx) < 2.5,
+            (np.hypot(dy, dx - r / 2) < r / 2) | (np.hypot(dy, dx + r / 2) < r / 2),
+            abs(box - r) < 1.5, ((yy // 4 + xx // 4) % 2 == 0) & (box < r)][label]
 
 
-def fetch(urls, path, md5, download=True):
-    """Make sure ``path`` exists with the given MD5, downloading it from ``urls`` if needed.
+def fixture_images(n, seed=0):
+    """``n`` synthetic 3x32x32 uint8 images in 10 shape classes and their labels (Chapter 9).
 
-    The download is written to a temporary file and moved into place with ``os.replace``
-    only once its checksum matches, so an interrupted download never leaves a truncated
-    file behind. Raises ``DownloadError`` with what to fetch and where to put it.
+    A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square, bars,
+    ...) with a random position, size and colour on a random smooth background.
     """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float64)
+    labels = rng.integers(0, 10, size=n)
+    images = np.empty((n, 3, 32, 32), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        cy, cx = rng.uniform(10, 22, size=2)
+        shape = _fixture_shape(label, yy - cy, xx - cx, rng.uniform(5, 9), yy, xx)
+        top, bottom, colour = rng.uniform(0, 255, size=(3, 3))
+        background = top[:, None, None] + (bottom - top)[:, None, None] * yy / 31
+        image = np.where(shape, colour[:, None, None], 0.6 * background)
+        images[i] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
+    """Write a tiny FIXTURE tarball in the CIFAR-10 python format (Chapter 9; NOT CIFAR-10).
+
+    Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``,
+    ``test_batch`` and ``batches.meta``, each a pickled dict with byte-string keys;
+    ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024 green, 1024 blue values per row),
+    ``labels`` a list of ints. Images come from :func:`fixture_images`.
+    """
+    if n_train < 5 or n_test < 1:
+        raise ValueError(f"n_train must be >= 5 and n_test >= 1, got {n_train}, {n_test}")
+    images, labels = fixture_images(n_train + n_test, seed)
+    rows = images.reshape(len(images), 3072)
+    parts = {f"data_batch_{i + 1}": idx
+             for i, idx in enumerate(np.array_split(np.arange(n_train), 5))}
+    parts["test_batch"] = np.arange(n_train, n_train + n_test)
+    batches = {name: {b"batch_label": f"FIXTURE {name} (not CIFAR-10)".encode(),
+                      b"labels": [int(v) for v in labels[idx]], b"data": rows[idx],
+                      b"filenames": [f"fixture_{j:05d}.png".encode() for j in idx]}
+               for name, idx in parts.items()}
+    batches["batches.meta"] = {b"label_names": [c.encode() for c in CIFAR10_FIXTURE_CLASSES],
+                               b"num_cases_per_batch": len(parts["test_batch"]),
+                               b"num_vis": 3072}
     path = Path(path)
-    manual = (f"Download {urls[0]} by hand and save it as {path} (md5 {md5}), "
-              f"or point data_dir / BLACKOUT_DATA_DIR to a folder that holds it.")
-    if path.exists():
-        if file_digest(path, "md5") != md5:
-            raise DownloadError(f"{path} exists but its md5 is not {md5} (corrupt or partial "
-                                f"file): delete it and retry. {manual}")
-        return path
-    if not download:
-        raise DownloadError(f"{path} is missing and download=False. {manual}")
-    errors = []
-    for url in urls:
-        try:
-            payload = _download(url)
-        except OSError as err:  # URLError, timeouts, DNS failures: try the next mirror
-            errors.append(f"{url}: {err}")
-            continue
-        if hashlib.md5(payload).hexdigest() != md5:
-            errors.append(f"{url}: checksum mismatch")
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-        return path
-    raise DownloadError(f"could not download {path.name} ({'; '.join(errors)}). {manual}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, obj in batches.items():
+            payload = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def load_cifar10_fixture(path=None):
+    """The FIXTURE tarball of :func:`write_cifar10_fixture` as a ``CountDataset`` named
+    ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser (Chapter 9).
+
+    ``path=None`` uses (and first writes, if missing) ``<data dir>/cifar10-fixture.tar.gz``.
+    """
+    if path is None:
+        path = Path(default_data_dir()) / "cifar10-fixture.tar.gz"
+    if not Path(path).exists():
+        write_cifar10_fixture(path)               # generated locally, never downloaded
+    train_x, train_y, test_x, test_y = read_cifar_tarball(path)
+    return CountDataset("cifar10-fixture", train_x, test_x, train_y, test_y, n_max=255,
+                        flip=True)
 
 
 def random_hflip(x, generator: Optional[torch.Generator] = None):
     """Flip each image of ``x [B, C, H, W]`` left-right with probability 1/2 (Chapter 9)."""
+    if _checks.tensor(x, "x").ndim != 4:
+        raise ValueError(f"x must have shape [B, C, H, W], got {tuple(x.shape)}")
     flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a run needs to know about a dataset before loading it, and how to load it."""
+    name: str
+    shape: tuple                                  # (C, H, W) of one image
+    n_max: int
+    loader: Callable                              # loader(data_dir, download) -> CountDataset
+
+
+def _fixture_loader(data_dir, download):
+    return load_cifar10_fixture(Path(data_dir or default_data_dir()) / "cifar10-fixture.tar.gz")
+
+
+DATASETS = {spec.name: spec for spec in (
+    DatasetSpec("digits", (1, 8, 8), 16, lambda d, dl: load_digits()),
+    DatasetSpec("mnist5k", (1, 28, 28), 255, lambda d, dl: load_mnist5k()),
+    DatasetSpec("binarized_mnist5k", (1, 32, 32), 1, lambda d, dl: binarized(load_mnist5k())),
+    DatasetSpec("mnist", (1, 28, 28), 255, load_mnist),
+    DatasetSpec("binarized_mnist", (1, 32, 32), 1, lambda d, dl: binarized(load_mnist(d, dl))),
+    DatasetSpec("cifar10", (3, 32, 32), 255, load_cifar10),
+    DatasetSpec("cifar10-fixture", (3, 32, 32), 255, _fixture_loader),
+)}
+
+
+def dataset_spec(name):
+    """The :class:`DatasetSpec` of a dataset by name, without loading it."""
+    return DATASETS[_checks.one_of(name, DATASETS, "dataset")]
+
+
+def load_dataset(name, data_dir=None, download=True):
+    """Load a dataset by name (see the module table), Chapters 7-9.
+
+    ``download=False`` raises ``DownloadError`` instead of fetching missing files.
+    """
+    return dataset_spec(name).loader(data_dir, download)

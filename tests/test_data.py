@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from blackout_tutorial import data
+from blackout_tutorial import _files, data
 
 
 def write_idx(path, array):
@@ -94,7 +94,7 @@ def _fake_mnist(folder, monkeypatch, rng):
 
 def test_load_mnist_and_binarized_from_real_format_files(tmp_path, monkeypatch):
     arrays = _fake_mnist(tmp_path / "mnist", monkeypatch, np.random.default_rng(1))
-    monkeypatch.setattr(data, "_download", lambda url: pytest.fail("no download expected"))
+    monkeypatch.setattr(_files, "_download", lambda url: pytest.fail("no download expected"))
     d = data.load_dataset("mnist", data_dir=tmp_path, download=False)
     np.testing.assert_array_equal(d.train[:, 0].numpy(), arrays["train-images"])
     np.testing.assert_array_equal(d.test_labels.numpy(), arrays["t10k-labels"])
@@ -144,7 +144,7 @@ def test_fetch_downloads_atomically_and_checks_md5(tmp_path, monkeypatch):
             raise urllib.error.URLError("offline")
         return payload
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(_files, "_download", fake_download)
     path = data.fetch(["https://mirror1/f", "https://mirror2/f"], tmp_path / "sub" / "f.gz", good)
     assert path.read_bytes() == payload and calls == ["https://mirror1/f", "https://mirror2/f"]
     assert [p.name for p in path.parent.iterdir()] == ["f.gz"]          # no temporary left over
@@ -159,7 +159,7 @@ def test_offline_error_says_what_to_download_and_where(tmp_path, monkeypatch):
     def offline(url):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(_files, "_download", offline)
     with pytest.raises(data.DownloadError) as err:
         data.load_dataset("cifar10", data_dir=tmp_path)
     message = str(err.value)
@@ -179,9 +179,88 @@ def test_random_hflip_flips_whole_images_half_the_time():
     assert abs(int(flipped.sum()) - 1000) < 100
 
 
-def test_unknown_names_raise():
-    with pytest.raises(ValueError, match="name must be one of"):
+def test_unknown_names_raise_and_specs_need_no_data():
+    with pytest.raises(ValueError, match="dataset must be one of"):
         data.load_dataset("imagenet")
-    with pytest.raises(ValueError, match="dataset name must be one of"):
-        data.dataset_info("imagenet")
-    assert data.dataset_info("cifar10") == ((3, 32, 32), 255)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        data.dataset_spec("imagenet")
+    spec = data.dataset_spec("cifar10")
+    assert (spec.shape, spec.n_max) == ((3, 32, 32), 255)
+    assert data.dataset_spec("binarized_mnist5k").n_max == 1
+
+
+def test_bad_split_sizes_and_hflip_shapes_raise():
+    with pytest.raises(ValueError, match="n_test"):
+        data.load_digits(n_test=-1)
+    with pytest.raises(ValueError, match="n_test"):
+        data.load_digits(n_test=5000)
+    with pytest.raises(ValueError, match="x must have shape"):
+        data.random_hflip(torch.zeros(5, 8, 8))
+
+
+class _Payload:
+    """Unpickling this calls os.system: the planted code of REVIEW E."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_pickle_payload_does_not_run(tmp_path):
+    marker = tmp_path / "executed"
+    blob = pickle.dumps({b"data": _Payload(marker), b"labels": [0]})
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name in ("data_batch_1", "test_batch"):
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system|nt.system"):
+        data.read_cifar_tarball(path)
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError):
+        data.load_cifar10_fixture(path)
+    assert not marker.exists()
+    # The same payload does run under plain pickle: the test can fail.
+    pickle.loads(blob)
+    assert marker.exists()
+
+
+def test_cifar_fixture_is_in_the_cifar10_python_format(tmp_path):
+    path = data.write_cifar10_fixture(tmp_path / "cifar-10-python.tar.gz", n_train=23, n_test=7)
+    with tarfile.open(path, "r:gz") as tar:
+        names = sorted(m.name for m in tar.getmembers())
+        batch = data.load_pickle(tar.extractfile("cifar-10-batches-py/data_batch_1"))
+    assert names == sorted([f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
+                           + ["cifar-10-batches-py/test_batch",
+                              "cifar-10-batches-py/batches.meta"])
+    assert batch[b"data"].dtype == np.uint8 and batch[b"data"].shape[1] == 3072
+    assert b"FIXTURE" in batch[b"batch_label"]
+    # Rows are channel-major: 1024 red values, then green, then blue.
+    images, labels = data.fixture_images(30)
+    assert np.array_equal(batch[b"data"][0, 1024:2048].reshape(32, 32), images[0, 1])
+    train_x, train_y, test_x, test_y = data.read_cifar_tarball(path)
+    assert train_x.shape == (23, 3, 32, 32) and test_x.shape == (7, 3, 32, 32)
+    assert torch.equal(train_x, torch.from_numpy(images[:23]))
+    assert torch.equal(test_x, torch.from_numpy(images[23:]))
+    assert train_y.tolist() == labels[:23].tolist()
+    fixture = data.load_cifar10_fixture(path)
+    assert fixture.name == "cifar10-fixture" and fixture.n_max == 255 and fixture.flip
+
+
+def test_fixture_is_a_registry_entry_written_locally(tmp_path):
+    d = data.load_dataset("cifar10-fixture", data_dir=tmp_path, download=False)
+    spec = data.dataset_spec("cifar10-fixture")
+    assert d.shape == spec.shape and d.n_max == spec.n_max
+    assert d.train.shape[0] == 200 and d.test.shape[0] == 50
+    assert (tmp_path / "cifar10-fixture.tar.gz").exists()
+
+
+def test_fixture_classes_differ_and_writer_rejects_tiny_sizes(tmp_path):
+    images, labels = data.fixture_images(400, seed=3)
+    assert set(labels.tolist()) == set(range(10))
+    with pytest.raises(ValueError, match="n_train"):
+        data.write_cifar10_fixture(tmp_path / "x.tar.gz", n_train=3)
