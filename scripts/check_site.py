@@ -1,75 +1,253 @@
-"""Open built pages in headless Chromium and fail unless the math was typeset offline and every
-local asset the page references exists. Screenshots go to _build/screenshots/.
+"""Check every page of the built book in headless Chromium (DevTools protocol over a pipe).
 
-Usage: python scripts/check_site.py PAGE.html [PAGE.html ...]   (paths under _build/html)
+Fails on: a MathJax error, raw `$$` / `\\begin` / `\\(` left untypeset in the visible text,
+a display equation or a table wider than its column (measured in the browser), a local link,
+image, script or style that does not resolve (with #fragments of internal links), a local
+resource that fails to load, and any request to a remote host (only file: and data: allowed).
+Reports (does not fail on) code/output blocks that scroll sideways and cramped table cells.
+Saves a full-page screenshot of each page into _build/screenshots/.
+
+Usage:
+  python scripts/check_site.py                 # all pages of _build/html
+  python scripts/check_site.py PAGE.html ...   # some pages
+  python scripts/check_site.py --report FILE   # also write the defect list as Markdown
+  python scripts/check_site.py --self-test     # prove each check can fail
 """
-import os
+import argparse
+import base64
+import json
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-HTML = Path("_build/html")
-SHOTS = Path("_build/screenshots")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cdp import Browser  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+MEASURE = (Path(__file__).resolve().parent / "site_measure.js").read_text()
+SKIPPED = {
+    "index.html": "a redirect to book/intro.html",
+    "search.html": "filled by JavaScript from a query string; no content of its own",
+    "genindex.html": "generated index of API names; links checked through api.html",
+    "py-modindex.html": "generated module index; links checked through api.html",
+}
+LOCAL_SCHEMES = ("file", "data", "blob", "about")
+WAIT_JS = """(async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  if (document.querySelector('script[src*="mathjax"]')) {
+    for (let i = 0; i < 100 && !(window.MathJax && MathJax.startup
+         && MathJax.startup.promise); i++) await sleep(100);
+    if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
+  }
+  await document.fonts.ready;
+  return document.querySelectorAll("mjx-container").length;
+})()"""
 
 
-def chromium():
-    for name in (os.environ.get("CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    sys.exit("check_site: no Chromium found (install Debian's `chromium` or set CHROMIUM)")
+class Tab:
+    """One page target: navigate, wait until math and network are idle, measure, shoot."""
+
+    def __init__(self, browser, width=1280):
+        self.b = browser
+        target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+        self.s = browser.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"]
+        for domain in ("Page", "Network", "Runtime"):
+            browser.call(f"{domain}.enable", self.s)
+        browser.call("Emulation.setDeviceMetricsOverride", self.s, width=width, height=1000,
+                     deviceScaleFactor=1, mobile=False)
+
+    def evaluate(self, js, await_promise=False):
+        reply = self.b.call("Runtime.evaluate", self.s, expression=js, returnByValue=True,
+                            awaitPromise=await_promise)
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"page script failed: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def load(self, url):
+        """Open `url`; return the network log {requestId: [url, error or None]}."""
+        self.b.events()
+        self.b.call("Page.navigate", self.s, url=url)
+        net, loaded, pending = {}, False, set()
+        quiet_since, deadline = None, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for ev in self.b.events(wait=0.1):
+                loaded |= self._record(ev, net, pending)
+            if loaded and not pending:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.5:
+                    break
+            else:
+                quiet_since = None
+        self.evaluate(WAIT_JS, await_promise=True)
+        time.sleep(0.3)
+        for ev in self.b.events():
+            self._record(ev, net, pending)
+        return net
+
+    def _record(self, ev, net, pending):
+        method, p = ev.get("method", ""), ev.get("params", {})
+        if method == "Network.requestWillBeSent":
+            net[p["requestId"]] = [p["request"]["url"], None]
+            pending.add(p["requestId"])
+        elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+            pending.discard(p["requestId"])
+            if method == "Network.loadingFailed" and p["requestId"] in net:
+                net[p["requestId"]][1] = p.get("errorText", "failed")
+        return method == "Page.loadEventFired"
+
+    def screenshot(self, path):
+        size = self.b.call("Page.getLayoutMetrics", self.s)["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 60000),
+                "scale": 1}
+        shot = self.b.call("Page.captureScreenshot", self.s, format="png", clip=clip,
+                           captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
 
 
-def run_chromium(args):
-    profile = tempfile.mkdtemp()
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--window-size=1280,2000"]
-    out = subprocess.run(base + args, capture_output=True, text=True, timeout=180)
-    shutil.rmtree(profile, ignore_errors=True)
-    return out.stdout
+def page_ids(path, cache={}):
+    if path not in cache:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cache[path] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
+    return cache[path]
 
 
-def missing_local_assets(page):
-    """Local src/href targets (scripts, styles, images, fonts) that do not exist on disk."""
-    text = page.read_text(encoding="utf-8")
-    missing = []
-    for ref in re.findall(r'(?:src|href)="([^"#?]+)', text):
-        url = urlparse(ref)
-        if url.scheme or ref.startswith("//") or ref.startswith("mailto:"):
+def link_problems(page, refs, live_ids):
+    """Local references that do not resolve; remote resources the page embeds."""
+    out = []
+    for ref in refs:
+        url = urlparse(ref["url"])
+        if url.scheme in ("http", "https"):
+            if ref["tag"] != "a":
+                out.append(f"remote resource <{ref['tag']}> {ref['raw']}")
             continue
-        target = (page.parent / unquote(url.path)).resolve()
+        if url.scheme != "file":
+            continue
+        target = Path(unquote(url.path))
+        if target.is_dir():
+            target = target / "index.html"
         if not target.exists():
-            missing.append(ref)
-    return missing
+            out.append(f"broken link <{ref['tag']}> {ref['raw']}")
+        elif ref["tag"] == "a" and url.fragment and target.suffix == ".html":
+            ids = live_ids if target == page else page_ids(target)
+            if unquote(url.fragment) not in ids:
+                out.append(f"broken anchor {ref['raw']}")
+    return sorted(set(out))
 
 
-def check(page):
-    page = page if page.is_absolute() else Path.cwd() / page
-    problems = [f"missing local asset: {m}" for m in missing_local_assets(page)]
-    dom = run_chromium(["--dump-dom", page.as_uri()])
-    n_math = dom.count("<mjx-container")
-    if n_math == 0:
-        problems.append("no typeset math (no <mjx-container> in the rendered DOM)")
-    if re.search(r"https?://cdn", " ".join(re.findall(r'<script[^>]+src="([^"]+)"', dom))):
-        problems.append("a script is loaded from a CDN")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = (SHOTS / (page.stem + ".png")).resolve()
-    run_chromium([f"--screenshot={shot}", page.as_uri()])
-    print(f"{page}: {n_math} typeset equations, screenshot {shot}")
-    return problems
+def network_problems(net):
+    out = []
+    for url, error in net.values():
+        scheme = urlparse(url).scheme
+        if scheme not in LOCAL_SCHEMES:
+            out.append(f"remote request {url[:120]}")
+        elif error and error != "net::ERR_ABORTED":
+            out.append(f"failed to load {unquote(url)[:160]} ({error})")
+    return sorted(set(out))
 
 
-def main(pages):
-    failures = {p: check(Path(p)) for p in pages}
-    bad = {p: f for p, f in failures.items() if f}
-    for p, f in bad.items():
-        print(f"FAIL {p}: " + "; ".join(f[:10]))
-    sys.exit(1 if bad else 0)
+def check_page(tab, page, shots=SHOTS):
+    """All defects of one page: {'fail': [...], 'note': [...], 'typeset': n}."""
+    net = tab.load(page.as_uri())
+    m = tab.evaluate(MEASURE)
+    fail = [f"math error: {e['message']} in `{e['tex']}`" for e in m["mathErrors"]]
+    fail += [f"raw TeX in visible text: {t!r}" for t in m["rawTex"]]
+    fail += [f"doubled reference word: {t!r}" for t in m["doubled"]]
+    for e in m["wideEquations"]:
+        name = e["label"].replace("equation-", "") or "(no label)"
+        fail.append(f"equation {e['number'] or ''} {name} overflows by {e['px']} px "
+                    f"(column {m['column']} px): `{e['tex']}`")
+    fail += [f"table overflows by {t['px']} px: {t['head']!r}" for t in m["wideTables"]]
+    fail += link_problems(page, m["refs"], set(m["ids"]))
+    fail += network_problems(net)
+    sc = m["scrolling"]
+    note = []
+    if sc["input"] + sc["output"] + sc["other"]:
+        note.append(f"blocks scrolling sideways: {sc['input']} code, {sc['output']} output, "
+                    f"{sc['other']} other (longest line {sc['widest']} chars)")
+    if m["crampedCells"]:
+        note.append(f"{m['crampedCells']} table cells wrap over 3+ lines")
+    shots.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(shots / (page.stem + ".png"))
+    return {"fail": fail, "note": note, "typeset": m["typeset"]}
+
+
+def all_pages(html=HTML):
+    """Every .html page of the build (minus SKIPPED), after checking the toc pages exist."""
+    pages, missing = [], []
+    toc = (ROOT / "_toc.yml").read_text()
+    for name in re.findall(r"(?:root|file):\s*(\S+)", toc):
+        if not (html / f"{name}.html").exists():
+            missing.append(f"{name}.html")
+    for path in sorted(html.rglob("*.html")):
+        rel = path.relative_to(html).as_posix()
+        if rel.split("/")[0] in ("_static", "_sources", "_images"):
+            continue
+        if rel in SKIPPED:
+            print(f"skip {rel}: {SKIPPED[rel]}")
+            continue
+        pages.append(path)
+    return pages, missing
+
+
+def write_report(results, path, missing):
+    lines = ["# Site report (scripts/check_site.py)", "",
+             f"Built pages checked: {len(results)}; pages with defects: "
+             f"{sum(1 for r in results.values() if r['fail'])}.", ""]
+    lines += [f"- MISSING toc page: {m}" for m in missing]
+    for page, r in results.items():
+        lines.append(f"## {page} ({len(r['fail'])} defects, {r['typeset']} formulas typeset)")
+        lines += [f"- {f}" for f in r["fail"]] + [f"- note: {n}" for n in r["note"]] + [""]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def run(pages, report=None, missing=()):
+    browser = Browser()
+    results = {}
+    try:
+        tab = Tab(browser)
+        for page in pages:
+            page = Path(page).resolve()
+            results[page.relative_to(ROOT).as_posix()] = r = check_page(tab, page)
+            status = "FAIL" if r["fail"] else "ok  "
+            print(f"{status} {page.relative_to(ROOT)}: {r['typeset']} formulas typeset, "
+                  f"{len(r['fail'])} defects" + "".join(f"; {n}" for n in r["note"]))
+            for f in r["fail"]:
+                print(f"       {f}")
+    finally:
+        browser.close()
+    if report:
+        write_report(results, report, missing)
+    for m in missing:
+        print(f"FAIL: toc page {m} was not built")
+    return results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("pages", nargs="*", help="pages to check (default: all)")
+    ap.add_argument("--report", help="write the defect list as Markdown to this file")
+    ap.add_argument("--self-test", action="store_true", help="prove each check can fail")
+    args = ap.parse_args(argv)
+    if args.self_test:
+        from check_site_selftest import self_test
+        return self_test()
+    missing = []
+    pages = [Path(p) for p in args.pages]
+    if not pages:
+        pages, missing = all_pages()
+    if not pages:
+        sys.exit(f"no pages under {HTML}: build the book first")
+    results = run(pages, args.report, missing)
+    bad = sum(1 for r in results.values() if r["fail"])
+    print(f"check_site: {len(results)} pages, {bad} with defects, "
+          f"{sum(len(r['fail']) for r in results.values())} defects in all")
+    return 1 if bad or missing else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or [str(HTML / "book" / "intro.html")])
+    sys.exit(main())
