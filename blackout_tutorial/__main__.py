@@ -2,7 +2,7 @@
 
     python -m blackout_tutorial train --preset digits --out runs/digits [--scale laptop]
     python -m blackout_tutorial sample --run runs/digits --n 64 --steps 250 --out samples.png
-    python -m blackout_tutorial evaluate --run runs/digits
+    python -m blackout_tutorial evaluate --run runs/digits --elbo-terms 100
 
 ``train`` resumes when ``--out`` already holds a checkpoint. Multi-GPU:
 ``torchrun --nproc_per_node 4 -m blackout_tutorial train ...``.
@@ -34,35 +34,44 @@ def _positive_float(text):
     return value
 
 
-def _image_path(text):
-    if not text.endswith((".png", ".npz")):
-        raise argparse.ArgumentTypeError(f"must end in .png or .npz, got {text!r}")
-    return Path(text)
+def _output_path(text):
+    if not text.endswith((".png", ".npz", "/")):
+        raise argparse.ArgumentTypeError(f"must end in .png, .npz or / (a folder), "
+                                         f"got {text!r}")
+    return text
 
 
 def build_parser():
     """The argparse parser of the CLI (every option documented in ``--help``)."""
+    from blackout_tutorial.data import DATASETS
     from blackout_tutorial.presets import PRESETS, SCALES
     from blackout_tutorial.sampling import METHODS, ROUNDINGS
 
     parser = argparse.ArgumentParser(
         prog="python -m blackout_tutorial",
-        description="Train, sample and evaluate Blackout Diffusion models (Santos et al., 2023).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
+        description="Train, sample and evaluate Blackout Diffusion models (Santos et al., "
+                    "2023).")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{train,sample,evaluate}")
 
     def common(p, data_dir=True):
         p.add_argument("--device", default=None,
-                       help="torch device (cuda, cuda:1, mps, cpu); default: the best available")
+                       help="torch device (cuda, cuda:1, mps, cpu); default: the best "
+                            "available")
         if data_dir:
             p.add_argument("--data-dir", default=None,
-                           help="folder for downloaded datasets (default: $BLACKOUT_DATA_DIR or "
-                                "~/.cache/blackout_tutorial)")
+                           help="folder for downloaded datasets (default: "
+                                "$BLACKOUT_DATA_DIR or ~/.cache/blackout_tutorial)")
+            p.add_argument("--dataset", choices=list(DATASETS),
+                           help="train/evaluate on this data set instead of the preset's "
+                                "(same image shape), e.g. cifar10-fixture")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     t = sub.add_parser("train", help="train a preset (resumes from a checkpoint in --out)",
-                       description="Train a preset into a run folder; resume if it holds a checkpoint.")
+                       description="Train a preset into a run folder; resume if it holds a "
+                                   "checkpoint.")
     t.add_argument("--preset", required=True, choices=PRESETS, help="what to train")
-    t.add_argument("--out", required=True, help="run folder (checkpoint, history, sample grids)")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, history, grids)")
     t.add_argument("--scale", default="laptop", choices=SCALES,
                    help="smoke: seconds; laptop: minutes on a CPU; full: the paper on a GPU "
                         "(default: laptop)")
@@ -84,96 +93,134 @@ def build_parser():
     s.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images generated at once (default 256)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--out", required=True, type=_image_path,
-                   help="output file: .png (a grid) or .npz (uint8 counts 'samples' [N,C,H,W])")
+    s.add_argument("--shards", type=Path,
+                   help="keep each batch in this folder and reuse it on a rerun (resumable)")
+    s.add_argument("--out", required=True, type=_output_path, action="append",
+                   help="output, repeatable: .png (a grid), .npz (uint8 'samples' [N,C,H,W] "
+                        "and 'n_max'), a folder ending in / (one PNG per image)")
+    s.add_argument("--fid-npz", type=Path,
+                   help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID tools")
     common(s, data_dir=False)
 
-    e = sub.add_parser("evaluate", help="ELBO bits/dim on held-out data (+ digit metrics)",
-                       description="Negative ELBO in bits/dim on held-out images; for digits also "
-                                   "classifier metrics of generated samples.")
+    e = sub.add_parser("evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
+                       description="Negative ELBO in bits/dim on held-out images; digit "
+                                   "classifier metrics (digits, MNIST); Inception FID.")
     e.add_argument("--run", required=True, help="run folder or checkpoint file")
     e.add_argument("--n-test", type=_positive_int, default=256,
                    help="held-out images for the ELBO (default 256)")
-    e.add_argument("--elbo-steps", type=_positive_int,
-                   help="time points drawn per image for the ELBO estimate (default: all T)")
+    e.add_argument("--elbo-terms", type=_positive_int,
+                   help="Monte Carlo terms (time steps) drawn per image for the ELBO "
+                        "estimate (default: all T)")
+    e.add_argument("--samples", type=Path,
+                   help="score these samples (.npz of `sample`) instead of generating")
     e.add_argument("--n-samples", type=_positive_int, default=500,
                    help="generated images for the digit metrics (default 500)")
     e.add_argument("--steps", type=_positive_int, help="sampler steps (default: the preset's)")
     e.add_argument("--method", choices=METHODS, help="reverse sampler (default: the preset's)")
     e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    e.add_argument("--fid", type=Path,
+                   help="Inception FID of this PNG folder against the CIFAR-10 training set")
     e.add_argument("--json", help="also write the numbers to this JSON file")
     common(e)
     return parser
 
 
+def _dataset(args, preset):
+    from blackout_tutorial import data
+    return data.load_dataset(args.dataset or preset.dataset, args.data_dir)
+
+
 def _cmd_train(args):
     from blackout_tutorial import presets, train
-    preset = presets.with_overrides(presets.get_preset(args.preset, args.scale), steps=args.steps,
-                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    result = train.train(preset, args.out, device=args.device, data_dir=args.data_dir,
+    preset = presets.with_overrides(presets.get_preset(args.preset, args.scale),
+                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                    seed=args.seed)
+    if os.environ.get("RANK", "0") == "0":
+        print(presets.describe())
+    result = train.train(preset, args.out, dataset=_dataset(args, preset), device=args.device,
                          progress=False if args.no_progress else None)
     if result.step and os.environ.get("RANK", "0") == "0":      # torchrun: rank 0 reports
         print(f"{result.summary()}; checkpoint in {args.out}")
 
 
-def _generate(model, preset, n, steps, method, seed, device, batch_size=256, progress=False,
-              rounding="stochastic"):
-    import torch
-
-    from blackout_tutorial import data, sampling, schedule
-    shape, n_max = data.dataset_info(preset.dataset)
-    times = schedule.observation_times(steps or preset.sample_steps, preset.t_end)
-    gen = torch.Generator(device).manual_seed(seed)
-    chunks = [sampling.sample(model, (min(batch_size, n - i), *shape), times,
-                              method=method or preset.sample_method, n_max=n_max, generator=gen,
-                              device=device, progress=progress, rounding=rounding)
-              for i in range(0, n, batch_size)]
-    return torch.cat(chunks).to(torch.uint8).cpu(), n_max
+def _load(args):
+    from blackout_tutorial import runs
+    if not Path(args.run).exists():
+        raise _UsageError(f"--run: no run folder or checkpoint file at {args.run}")
+    return runs.load_model(args.run, device=args.device)
 
 
 def _cmd_sample(args):
-    import numpy as np
+    import math
 
-    from blackout_tutorial import plotting, profiles, train
-    out = args.out
-    device = args.device or profiles.default_device()
-    model, preset = train.load_model(args.run, device=device)
-    x, n_max = _generate(model, preset, args.n, args.steps, args.method, args.seed, device,
-                         args.batch_size, progress=not args.no_progress, rounding=args.rounding)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npz":
-        np.savez_compressed(out, samples=x.numpy())
-    else:
-        plotting.save_image_grid(x, n_max, out, nrow=int(np.ceil(np.sqrt(args.n))), dpi=150)
-    print(f"wrote {args.n} samples to {out}")
+    from blackout_tutorial import plotting, runs
+    model, preset = _load(args)
+    x = runs.generate(model, args.n, args.steps, args.method, preset=preset, seed=args.seed,
+                      batch_size=args.batch_size, rounding=args.rounding,
+                      shard_dir=args.shards, progress=not args.no_progress)
+    n_max = runs.image_spec(preset.dataset)[1]
+    for out in args.out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if out.endswith("/"):
+            runs.save_samples_png(x, path, n_max)
+        elif out.endswith(".npz"):
+            runs.save_samples_npz(x, path, n_max)
+        else:
+            plotting.save_image_grid(x[:256], n_max, path, dpi=150,
+                                     nrow=math.ceil(math.sqrt(min(args.n, 256))))
+        print(f"wrote {args.n} samples to {path}")
+    if args.fid_npz:
+        print(f"wrote FID input {runs.save_fid_npz(x, args.fid_npz, n_max)}")
 
 
-def _cmd_evaluate(args):
+def _elbo(args, model, preset, dataset):
     import torch
 
-    from blackout_tutorial import data, evaluate, losses, profiles, schedule, train
-    device = args.device or profiles.default_device()
-    model, preset = train.load_model(args.run, device=device)
-    dataset = data.load_dataset(preset.dataset, args.data_dir)
+    from blackout_tutorial import losses, schedule
+    device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(args.seed)
     x0 = dataset.test[:args.n_test].to(device).long()
     times = schedule.observation_times(preset.T, preset.t_end)
-    bpd = losses.elbo_bits_per_dim(model, x0, times, dataset.n_max, n_steps=args.elbo_steps,
+    bpd = losses.elbo_bits_per_dim(model, x0, times, dataset.n_max, n_terms=args.elbo_terms,
                                    generator=gen)
+    terms = args.elbo_terms or preset.T
+    print(f"negative ELBO on {len(x0)} held-out images ({terms} terms per image): "
+          f"{float(bpd.mean()):.4f} bits/dim")
+    return {"n_test": len(x0), "elbo_terms": terms, "elbo_bits_per_dim": float(bpd.mean())}
+
+
+def _cmd_evaluate(args):
+    from blackout_tutorial import evaluate, runs
+    model, preset = _load(args)
+    dataset = _dataset(args, preset)
     results = {"run": str(args.run), "preset": preset.name, "scale": preset.scale,
-               "elbo_bits_per_dim": float(bpd.mean()),
-               "elbo_bits_per_dim_stderr": float(bpd.std() / len(bpd) ** 0.5)}
-    print(f"negative ELBO on {len(x0)} held-out images: {results['elbo_bits_per_dim']:.4f} "
-          f"+- {results['elbo_bits_per_dim_stderr']:.4f} bits/dim")
-    if preset.dataset == "digits":
-        samples, _ = _generate(model, preset, args.n_samples, args.steps, args.method, args.seed,
-                               device, progress=not args.no_progress)
-        metrics = evaluate.digit_report(samples, dataset)
-        results.update(metrics)
-        for key, value in metrics.items():
+               **_elbo(args, model, preset, dataset)}
+    if dataset.name in DIGIT_DATASETS:
+        if args.samples:
+            samples, _ = runs.load_samples_npz(args.samples)
+        else:
+            samples = runs.generate(model, args.n_samples, args.steps, args.method,
+                                    preset=preset, seed=args.seed,
+                                    progress=not args.no_progress)
+        results.update(evaluate.digit_report(samples, dataset))
+    if args.fid:
+        try:
+            results["fid"] = evaluate.inception_fid(args.fid, "cifar10-train")
+        except ImportError as err:
+            print(f"FID skipped: {err}")
+    for key, value in results.items():
+        if isinstance(value, float):
             print(f"{key}: {value:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "binarized_mnist")
+
+
+class _UsageError(ValueError):
+    """A bad command-line value found after parsing (exit code 2, one line)."""
 
 
 def main(argv=None):
@@ -183,9 +230,11 @@ def main(argv=None):
     if args.no_progress:
         os.environ["BLACKOUT_PROGRESS"] = "0"
     from blackout_tutorial.data import DownloadError
-    from blackout_tutorial.train import CheckpointError
+    from blackout_tutorial.runs import CheckpointError
     try:
         {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}[args.command](args)
+    except _UsageError as err:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     except (CheckpointError, DownloadError, FloatingPointError) as err:
         parser.exit(1, f"error: {err}\n")
     except ValueError as err:  # bad values that argparse cannot see (e.g. batch vs world size)

@@ -15,17 +15,13 @@ Sampling is ancestral (posterior q(x_s | x_t, x0_hat) step by step); the likelih
 discrete-time variational bound on the *integer* pixels with a discretised-Gaussian decoder,
 the same kind of number as Blackout's ELBO (a bound on -log P(counts)).
 """
-import copy
+import functools
 import math
-import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blackout_tutorial import nets
-from blackout_tutorial.process import _check_counts
-from blackout_tutorial.train import batch_indices, learning_rate, step_seed, update_ema
+from blackout_tutorial import _checks, nets
 
 LOG_SNR_RANGE = (-10.0, 10.0)
 
@@ -38,7 +34,7 @@ def _check_range(log_snr_range):
 
 
 def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
-    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b) (Eq. (10.5), Chapter 10).
+    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b) (Eq. ch10-cosine, Chapter 10).
 
     a and b put lambda_0 = max and lambda_1 = min of ``log_snr_range``. Untruncated
     (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), the cosine schedule of Nichol and
@@ -59,8 +55,23 @@ def net_time(log_snr):
 
 
 def to_signed(counts, n_max):
-    """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale (Chapter 10)."""
-    return 2.0 * counts.float() / n_max - 1.0
+    """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale (Chapter 10).
+
+    float32, or float64 for float64 counts.
+    """
+    return 2.0 * counts.to(torch.promote_types(counts.dtype, torch.float32)) / n_max - 1.0
+
+
+def gaussian_noising(counts, t, n_max, generator=None):
+    """DDPM-style noising of counts at the blackout survival e^{-t} (Chapter 1), float64:
+
+    x_t = sqrt(abar) x + sqrt(1 - abar) eps with x = ``to_signed(counts)``, abar = e^{-t},
+    eps ~ N(0, I): the same signal fraction as the blackout image at time t, off the lattice.
+    """
+    x0 = to_signed(_checks.counts(counts, "counts").double(), n_max)
+    alpha_bar = math.exp(-_checks.number(t, "t", minimum=0.0))
+    eps = torch.randn(x0.shape, dtype=torch.float64, generator=generator)
+    return math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * eps
 
 
 def to_counts(x, n_max):
@@ -89,16 +100,22 @@ def _alpha_sigma(log_snr, ndim):
 
 
 def predict_x0(model, x, log_snr):
-    """x0_hat = (x_u - sigma_u eps_hat) / alpha_u (Eq. (10.6), Chapter 10)."""
+    """x0_hat = (x_u - sigma_u eps_hat) / alpha_u (Chapter 10)."""
     alpha, sigma = _alpha_sigma(log_snr, x.ndim)
     return (x - sigma * model(x, log_snr)) / alpha
+
+
+def build_eps_model(preset, n_max):
+    """The model builder of the Gaussian runs: ``EpsModel(nets.UNet(preset.net))``, for
+    ``train.train(..., build_model=build_eps_model)`` (``n_max`` is unused)."""
+    return EpsModel(nets.UNet(preset.net))
 
 
 WEIGHTINGS = ("simple", "elbo")
 
 
-def gaussian_loss(model, counts, n_max, weighting="simple", log_snr_range=LOG_SNR_RANGE, generator=None):
-    """Noise-prediction loss, the mean over pixels and batch of (eps - eps_hat(x_u, lambda))^2 (Eq. (10.7), Chapter 10).
+def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
+    """Noise-prediction loss, the mean over pixels and batch of (eps - eps_hat(x_u, lambda))^2 (Eq. ch10-eps-loss, Chapter 10).
 
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
     ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO is
@@ -107,14 +124,13 @@ def gaussian_loss(model, counts, n_max, weighting="simple", log_snr_range=LOG_SN
     up to the constant factor D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's
     ELBO weights with times uniform in logit(e^{-t}).
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    _checks.one_of(weighting, WEIGHTINGS, "weighting")
     x = to_signed(counts, n_max)
     u = torch.rand(x.shape[0], device=x.device, generator=generator)
     if weighting == "simple":
-        log_snr = cosine_log_snr(u, log_snr_range)
+        log_snr = cosine_log_snr(u)
     else:
-        low, high = _check_range(log_snr_range)
+        low, high = LOG_SNR_RANGE
         log_snr = low + (high - low) * u
     alpha, sigma = _alpha_sigma(log_snr, x.ndim)
     eps = torch.randn(x.shape, device=x.device, generator=generator)
@@ -132,32 +148,30 @@ def _posterior(x_t, x0_hat, log_snr_t, log_snr_s):
     return mean, sigma_s * ratio.sqrt()
 
 
-def _grid(n_steps, log_snr_range, device):
-    """log-SNR on u_k = k / n_steps, k = 0..n_steps (n_steps network calls between them)."""
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    return cosine_log_snr(torch.linspace(0, 1, int(n_steps) + 1, device=device), log_snr_range)
+def _grid(T, device):
+    """log-SNR on u_k = k / T, k = 0..T (T network calls between them)."""
+    T = _checks.positive_int(T, "T")
+    return cosine_log_snr(torch.linspace(0, 1, T + 1, device=device))
 
 
 def decode(x, log_snr_0, n_max):
-    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean (Eq. (10.10), Chapter 10), long."""
+    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean (Eq. ch10-gauss-elbo, Chapter 10), long."""
     return to_counts(x / torch.sigmoid(log_snr_0).sqrt(), n_max)
 
 
-def sample_gaussian(model, shape, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
-                    device=None, clip=True):
-    """Ancestral DDPM sampling on the grid u_k = k / n_steps, then decoding to counts (Eq. (10.8), Chapter 10).
+def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=True):
+    """Ancestral DDPM sampling on the grid u_k = k / T, then decoding to counts (Chapter 10).
 
-    Starts from x ~ N(0, I) at u = 1 and takes n_steps posterior steps q(x_s | x_t, x0_hat)
-    down to u = 0 (n_steps network calls, like a Blackout sampler on n_steps times), with
+    Starts from x ~ N(0, I) at u = 1 and takes T posterior steps q(x_s | x_t, x0_hat)
+    down to u = 0 (T network calls, like a Blackout sampler on T times), with
     x0_hat clipped to [-1, 1] (``clip``, as in DDPM); the counts nearest to x_0 / alpha_0
     are the sample. Returns long ``shape``.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    log_snr = _grid(n_steps, log_snr_range, device)
+    log_snr = _grid(T, device)
     x = torch.randn(tuple(shape), device=device, generator=generator)
     with torch.no_grad():
-        for k in range(int(n_steps), 0, -1):
+        for k in range(len(log_snr) - 1, 0, -1):
             lam = log_snr[k].expand(x.shape[0])
             x0_hat = predict_x0(model, x, lam)
             if clip:
@@ -168,7 +182,7 @@ def sample_gaussian(model, shape, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, g
 
 
 def discretized_gaussian_log_prob(counts, mean, std, n_max):
-    """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts (Eq. (10.10), Chapter 10).
+    """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts (Eq. ch10-gauss-elbo, Chapter 10).
 
     Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's decoder).
     Elementwise, float64.
@@ -191,38 +205,38 @@ def _log_diff_exp(log_a, log_b):
     return log_a + torch.log(-torch.expm1((log_b - log_a).clamp_max(-1e-300)))
 
 
-def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
-                           n_terms=None, return_terms=False):
-    """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]`` (Eq. (10.9), Chapter 10).
+def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None,
+                           return_terms=False):
+    """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]`` (Eq. ch10-gauss-elbo, Chapter 10).
 
-    On the grid u_k = k / n_steps (the sampler's grid):
+    On the grid u_k = k / T (the sampler's grid):
 
         KL(q(x_1 | x) || N(0, I))                                               prior
-        + sum_{k=1..n_steps} (SNR(u_{k-1}) - SNR(u_k)) / 2 * sum_pixels (x - x0_hat(x_{u_k}))^2   diffusion
+        + sum_{k=1..T} (SNR(u_{k-1}) - SNR(u_k)) / 2 * sum_pixels (x - x0_hat(x_{u_k}))^2   diffusion
         - ln P(counts | x_{u_0})                                                decoder
 
     The diffusion terms are KLs between Gaussian posteriors of equal variance (one forward
     draw per image and step; no clipping of x0_hat); the decoder is
     ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std sigma_0 / alpha_0
     (no network). ``n_terms=m`` replaces the sum over k by m indices drawn uniformly (shared
-    by the batch) times n_steps / m: unbiased, m network calls instead of n_steps.
+    by the batch) times T / m: unbiased, m network calls instead of T.
     ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
     """
-    _check_counts(counts, "counts")
+    _checks.counts(counts, "counts")
     x = to_signed(counts, n_max)
     batch = x.shape[0]
-    log_snr = _grid(n_steps, log_snr_range, x.device)
+    log_snr = _grid(T, x.device)
+    T = len(log_snr) - 1
     snr = torch.exp(log_snr.double())
     alpha2_end = torch.sigmoid(log_snr[-1].double())
     prior = 0.5 * (alpha2_end * x.double() ** 2 + (1 - alpha2_end) - 1 - torch.log1p(-alpha2_end))
     diffusion = torch.zeros(batch, dtype=torch.float64, device=x.device)
-    ks, weight = range(1, int(n_steps) + 1), 1.0
+    ks, weight = range(1, T + 1), 1.0
     if n_terms is not None:
-        if isinstance(n_terms, bool) or int(n_terms) != n_terms or n_terms < 1:
-            raise ValueError(f"n_terms must be None or an integer >= 1, got {n_terms!r}")
-        ks = torch.randint(1, int(n_steps) + 1, (int(n_terms),), generator=generator,
+        n_terms = _checks.positive_int(n_terms, "n_terms")
+        ks = torch.randint(1, T + 1, (n_terms,), generator=generator,
                            device=generator.device if generator is not None else "cpu").tolist()
-        weight = int(n_steps) / int(n_terms)
+        weight = T / n_terms
     with torch.no_grad():
         for k in ks:
             lam = log_snr[k].expand(batch)
@@ -240,43 +254,14 @@ def negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_
     return (total, prior, diffusion, decoder) if return_terms else total
 
 
-def bits_per_dim_gaussian(model, counts, n_steps, n_max, log_snr_range=LOG_SNR_RANGE, generator=None,
-                          n_terms=None):
-    """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]`` (Eq. (10.9), Chapter 10)."""
-    nats = negative_elbo_gaussian(model, counts, n_steps, n_max, log_snr_range, generator, n_terms)
+def bits_per_dim_gaussian(model, counts, T, n_max, generator=None, n_terms=None):
+    """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]`` (Eq. ch10-gauss-elbo, Chapter 10)."""
+    nats = negative_elbo_gaussian(model, counts, T, n_max, generator, n_terms)
     return nats / (counts[0].numel() * math.log(2))
 
 
-def train_gaussian(preset, dataset, weighting="simple", device="cpu", log_snr_range=LOG_SNR_RANGE):
-    """Train an ``EpsModel`` with ``gaussian_loss(weighting)`` and the optimiser settings of a Blackout preset (Chapter 10).
-
-    Same U-Net config (``preset.net``), steps, batch order, Adam, warmup, gradient clip and
-    EMA as ``train.train`` uses for the Blackout rate model, so the two differ only in the
-    noise process and the loss (``time_sampling`` is Blackout-only and not used here). Returns ``(ema_model, losses [steps] numpy, seconds)``.
-    """
-    cfg = preset.train
-    device = torch.device(device)
-    model = EpsModel(nets.UNet(preset.net)).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = dataset.train.to(device)
-    gen = torch.Generator(device)
-    history = []
-    start = time.perf_counter()
-    model.train()
-    for step in range(cfg.steps):
-        gen.manual_seed(step_seed(cfg.seed, step))
-        torch.manual_seed(step_seed(cfg.seed, step))                  # dropout
-        x0 = images[batch_indices(len(images), cfg.batch_size, step, cfg.seed).to(device)]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        loss = gaussian_loss(model, x0, dataset.n_max, weighting, log_snr_range, gen)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        update_ema(ema, model, cfg.ema_decay, step)
-        history.append(loss.item())
-        if not math.isfinite(history[-1]):
-            raise FloatingPointError(f"Gaussian training diverged at step {step + 1}")
-    return ema, np.asarray(history), time.perf_counter() - start
+def gaussian_objective(n_max, weighting="simple"):
+    """The Gaussian loss in the form ``train.train(..., loss=)`` calls it,
+    ``f(model, x0, generator=)``: :func:`gaussian_loss` with ``n_max`` and ``weighting``."""
+    _checks.one_of(weighting, WEIGHTINGS, "weighting")
+    return functools.partial(gaussian_loss, n_max=n_max, weighting=weighting)

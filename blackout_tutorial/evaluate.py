@@ -9,18 +9,15 @@ the metrics use a classifier trained on the real training digits instead:
 * **Frechet distance** :cite:`heusel2017fid` between Gaussians fitted to classifier
   features of two image sets, the FID recipe with a small classifier in place of Inception.
 
-For MNIST and CIFAR-10 (Chapters 8-9) the module also computes the real FID with the
-standard Inception features through an optional package (torch-fidelity, clean-fid or
-pytorch-fid), exports samples (.npz, PNG folders, resumable shards), loads the small
-checkpoint shipped with the package (SHA-256 checked) and writes a tiny CIFAR-format
-fixture so that the CIFAR-10 pipeline runs on a CPU without the real data.
+For MNIST and CIFAR-10 (Chapters 8-9) the module computes the real FID with the standard
+Inception features through an optional package (torch-fidelity, clean-fid or pytorch-fid).
+Also here: exact pixel-marginal baselines (Chapters 7 and 10) and the chi-square
+goodness-of-fit test that checks samplers against exact distributions (Chapters 2-6).
+Sample files and sample generation live in :mod:`blackout_tutorial.runs`.
 """
 import importlib
-import io
-import os
-import pickle
-import tarfile
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +25,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from blackout_tutorial import data
+from blackout_tutorial import _checks
 
 
 def feature_statistics(features):
@@ -44,9 +41,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
 
     ||mu1 - mu2||^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}).
 
-    The matrix square root comes from ``scipy.linalg.sqrtm``; its tiny imaginary parts
-    (round-off) are dropped, and a near-singular product gets 1e-6 added to the diagonals,
-    as in the reference FID code.
+    The matrix square root comes from ``scipy.linalg.sqrtm``; a near-singular product gets
+    1e-6 added to the diagonals, as in the reference FID code. Imaginary parts of the root
+    are round-off when tiny (dropped) and a sign of a broken covariance when not: above
+    1e-3 of the largest variance they raise ``ValueError``, above 1e-6 they warn.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -58,9 +56,23 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     if not np.isfinite(covmean).all():
         offset = np.eye(d) * 1e-6
         covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)
+    covmean = _real_part(covmean, sigma1, sigma2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def _real_part(root, sigma1, sigma2):
+    if not np.iscomplexobj(root):
+        return root
+    scale = max(1.0, float(np.abs(np.diag(sigma1)).max()), float(np.abs(np.diag(sigma2)).max()))
+    imag = float(np.abs(root.imag).max()) / scale
+    if imag > 1e-3:
+        raise ValueError(f"the square root of sigma1 sigma2 has imaginary parts of relative "
+                         f"size {imag:.2g}: sigma1 and sigma2 must be covariance matrices")
+    if imag > 1e-6:
+        warnings.warn(f"frechet_distance: dropped imaginary parts of relative size "
+                      f"{imag:.2g} from the matrix square root", RuntimeWarning, stacklevel=3)
+    return root.real
 
 
 def _flat(images, n_max):
@@ -182,7 +194,7 @@ FID_INSTALL_HINT = (
 
 
 def fid_from_features(features_a, features_b):
-    """Frechet distance between Gaussians fitted to two feature sets ``[N, d]`` (Eq. (9.1), Chapter 9).
+    """Frechet distance between Gaussians fitted to two feature sets ``[N, d]`` (Eq. ch9-fid, Chapter 9).
 
     FID :cite:`heusel2017fid` is this number with Inception-v3 pool features
     :cite:`szegedy2016inception`; with any other feature extractor it is a Frechet distance
@@ -207,7 +219,7 @@ def inception_fid(sample_dir, reference="cifar10-train", backend=None, device=No
                   batch_size=200):
     """FID of the images in ``sample_dir`` against ``reference`` with Inception-v3 features (Chapter 9).
 
-    ``sample_dir``: a folder of PNGs (:func:`export_samples_png`). ``reference``:
+    ``sample_dir``: a folder of PNGs (``runs.save_samples_png``). ``reference``:
     ``"cifar10-train"`` (the 50,000 CIFAR-10 training images, the protocol behind the
     paper's 4.58) or a folder of real images. ``backend``: ``torch_fidelity``, ``cleanfid``
     or ``pytorch_fid`` (default: the first installed). clean-fid runs in its
@@ -246,241 +258,41 @@ def inception_fid(sample_dir, reference="cifar10-train", backend=None, device=No
                                         device=device, batch_size=batch_size))
     if registered:
         raise ValueError("pytorch_fid has no built-in CIFAR-10 reference: pass a folder of the "
-                         "training images, e.g. export_samples_png(load_dataset('cifar10').train, "
-                         "folder), as reference")
+                         "training images, e.g. runs.save_samples_png(load_dataset('cifar10')"
+                         ".train, folder, 255), as reference")
     return float(module.calculate_fid_given_paths([str(sample_dir), str(reference)], batch_size,
                                                   str(device), 2048))
 
 
-def _checked_counts(samples, n_max):
-    x = torch.as_tensor(samples)
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"samples must have shape [N, C, H, W] with C = 1 or 3, got {tuple(x.shape)}")
-    if isinstance(n_max, bool) or int(n_max) != n_max or not 1 <= n_max <= 255:
-        raise ValueError(f"n_max must be an integer in 1..255, got {n_max!r}")
-    if x.is_floating_point() and not bool((x == x.round()).all()):
-        raise ValueError("samples must hold integer counts")
-    if bool((x < 0).any()) or bool((x > n_max).any()):
-        raise ValueError(f"samples must hold counts in [0, n_max] = [0, {n_max}]")
-    return x.detach().cpu().to(torch.uint8)
+def chi_square_test(samples, pmf, min_expected=5.0):
+    """Pearson chi-square goodness-of-fit of integer ``samples`` against ``pmf`` over
+    0..len(pmf)-1 (Chapter 2).
 
-
-def export_samples_npz(samples, path, n_max=255):
-    """Save count images as uint8 ``samples [N, C, H, W]`` (and ``n_max``) in a .npz (Chapter 9).
-
-    The same layout as ``python -m blackout_tutorial sample --out x.npz``; raises
-    ``ValueError`` unless the counts are integers in [0, n_max].
+    Neighbouring bins are merged (left to right) until each expects at least ``min_expected``
+    samples, the usual validity rule of the chi-square approximation. Returns
+    ``(statistic, p_value, n_bins)`` as Python numbers; a tiny p-value rejects the pmf.
     """
-    x = _checked_counts(samples, n_max)
-    np.savez_compressed(path, samples=x.numpy(), n_max=np.int64(n_max))
-    return Path(path)
+    from scipy import stats
 
-
-def load_samples_npz(path):
-    """``(samples uint8 [N, C, H, W], n_max)`` from a .npz of :func:`export_samples_npz` or the
-    CLI (which stores no ``n_max``: 255 is assumed)."""
-    with np.load(path) as f:
-        if "samples" not in f:
-            raise ValueError(f"{path} holds no array named 'samples'")
-        n_max = int(f["n_max"]) if "n_max" in f else 255
-        return torch.from_numpy(f["samples"]), n_max
-
-
-def export_samples_png(samples, folder, n_max=255, start=0):
-    """Write one PNG per image (``{index:06d}.png``, 8-bit grey or RGB) into ``folder`` (Chapter 9).
-
-    Counts are scaled to 0..255 (round(255 n / n_max)): the input that Inception-FID tools
-    read. ``start`` offsets the file numbers, so a large set can be written in chunks.
-    """
-    from PIL import Image
-    x = _checked_counts(samples, n_max).to(torch.int64)
-    x = ((x * 255 + n_max // 2) // n_max).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(x):
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-            folder / f"{start + i:06d}.png")
-    return folder
-
-
-def generate_shards(run, out_dir, n, steps=None, method=None, batch_size=500, seed=0,
-                    device=None, progress=False):
-    """Generate ``n`` samples of a trained run into .npz shards, resumably (Chapter 9).
-
-    Shard i holds images [i * batch_size, (i + 1) * batch_size) and uses its own seed
-    (seed, i), so finished shards are skipped on a rerun and an interrupted 50,000-image
-    job continues where it stopped. Returns the uint8 samples ``[n, C, H, W]`` (CPU).
-    """
-    from blackout_tutorial import sampling, schedule, train
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    device = torch.device(device) if device else None
-    model, preset = train.load_model(run, device=device)
-    device = next(model.parameters()).device
-    shape, n_max = data.dataset_info(preset.dataset)
-    times = schedule.observation_times(steps or preset.sample_steps, preset.t_end)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chunks = []
-    for i, begin in enumerate(range(0, int(n), batch_size)):
-        path = out_dir / f"shard_{i:05d}.npz"
-        if not path.exists():
-            gen = torch.Generator(device).manual_seed(int(seed) * 1_000_003 + i)
-            x = sampling.sample(model, (min(batch_size, n - begin), *shape), times,
-                                method=method or preset.sample_method, n_max=n_max,
-                                generator=gen, device=device, progress=progress)
-            tmp = out_dir / f".shard_{i:05d}.tmp.npz"   # atomic: never a half-written shard
-            export_samples_npz(x, tmp, n_max)
-            os.replace(tmp, path)
-        chunks.append(load_samples_npz(path)[0])
-    return torch.cat(chunks)[:n]
-
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
-# sha256 of each shipped checkpoint: a changed or truncated file fails loudly.
-PRETRAINED_SHA256 = {
-    "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
-    # Chapter 7's model: digits preset, laptop scale, 2000 steps (float16 EMA weights).
-    "digits_laptop": "70f40e953473b2034f02c7a385a4435b7f706de8b589a46e1c686ea7a9a5e812",
-}
-
-
-def pretrained_path(name="mnist5k_small", check=True):
-    """Path of a checkpoint shipped with the package, verified against its SHA-256 (Chapter 8).
-
-    Raises ``CheckpointError`` (a ``ValueError``) on an unknown name, a missing file, or a
-    checksum mismatch (the file is corrupt, truncated, or was replaced).
-    """
-    from blackout_tutorial.train import CheckpointError
-    if name not in PRETRAINED_SHA256:
-        raise CheckpointError(f"name must be one of {sorted(PRETRAINED_SHA256)}, got {name!r}")
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise CheckpointError(f"the shipped checkpoint {path} is missing: reinstall the package "
-                              f"or restore the file from the repository")
-    if check:
-        actual = data.file_digest(path, "sha256")
-        if actual != PRETRAINED_SHA256[name]:
-            raise CheckpointError(f"{path} has sha256 {actual}, expected {PRETRAINED_SHA256[name]}: "
-                                  f"the file is corrupt or was replaced; restore it from the "
-                                  f"repository (git checkout -- {path.name})")
-    return path
-
-
-def load_pretrained(name="mnist5k_small", device=None):
-    """The shipped, checksum-verified rate model (EMA weights) and its preset (Chapter 8).
-
-    Returns ``(model, preset, info)``; ``info`` holds the training ``step``, the training
-    ``seconds`` and the loss ``history`` (``[steps, 3]``: loss, lr, gradient norm).
-    """
-    from blackout_tutorial import train
-    path = pretrained_path(name)
-    model, preset = train.load_model(path, device=device)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    info = {"step": int(state["step"]), "seconds": float(state.get("seconds", float("nan"))),
-            "history": state["history"].double().numpy() if "history" in state else None}
-    return model, preset, info
-
-
-def export_pretrained(run_dir, path):
-    """Export a run as a shippable checkpoint: float16 EMA weights, config, step, training
-    seconds and loss history (how ``checkpoints/mnist5k_small.pt`` was made, Chapter 8)."""
-    from blackout_tutorial import train
-    train.export_model(run_dir, path)
-    full = train.read_checkpoint(Path(run_dir) / train.CHECKPOINT)
-    small = torch.load(path, map_location="cpu", weights_only=True)
-    small.update(seconds=float(full["seconds"]), history=full["history"].float())
-    torch.save(small, path)
-    return Path(path)
-
-
-def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides):
-    """Prepare ``out_dir`` to fine-tune a shipped checkpoint with ``train.train`` (Chapter 8).
-
-    Writes a full checkpoint whose raw and EMA weights are the shipped EMA weights, with
-    a fresh Adam state, and returns the preset to pass to ``train.train(preset, out_dir)``:
-    the shipped one with ``steps`` = shipped steps + ``extra_steps`` (and any
-    ``TrainConfig`` overrides, e.g. ``lr``).
-    """
-    from blackout_tutorial import presets, train
-    if isinstance(extra_steps, bool) or int(extra_steps) != extra_steps or extra_steps < 1:
-        raise ValueError(f"extra_steps must be a positive integer, got {extra_steps!r}")
-    model, preset, info = load_pretrained(name, device="cpu")
-    preset = presets.with_overrides(preset, steps=info["step"] + int(extra_steps), **train_overrides)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.train.lr)
-    train.save_checkpoint(out_dir / train.CHECKPOINT, preset, info["step"], model, model,
-                          optimizer, info["history"], info["seconds"])
-    return preset
-
-
-CIFAR10_FIXTURE_CLASSES = ("disc", "square", "h-bar", "v-bar", "ring", "cross", "diagonal",
-                           "two-discs", "frame", "checker")
-
-
-def fixture_images(n, seed=0):
-    """``n`` synthetic 3x32x32 uint8 images in 10 shape classes and their labels (Chapter 9).
-
-    A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square, bars,
-    ...) with a random position, size and colour on a random smooth background.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:32, 0:32].astype(np.float64)
-    labels = rng.integers(0, 10, size=n)
-    images = np.empty((n, 3, 32, 32), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        cy, cx = rng.uniform(10, 22, size=2)
-        r = rng.uniform(5, 9)
-        dy, dx = yy - cy, xx - cx
-        shape = [np.hypot(dy, dx) < r, np.maximum(abs(dy), abs(dx)) < r, abs(dy) < r / 3,
-                 abs(dx) < r / 3, abs(np.hypot(dy, dx) - r) < 1.5,
-                 (abs(dy) < r / 4) | (abs(dx) < r / 4), abs(dy - dx) < 2.5,
-                 (np.hypot(dy, dx - r / 2) < r / 2) | (np.hypot(dy, dx + r / 2) < r / 2),
-                 abs(np.maximum(abs(dy), abs(dx)) - r) < 1.5,
-                 ((yy // 4 + xx // 4) % 2 == 0) & (np.maximum(abs(dy), abs(dx)) < r)][label]
-        top, bottom, colour = rng.uniform(0, 255, size=(3, 3))
-        background = top[:, None, None] + (bottom - top)[:, None, None] * yy / 31
-        image = np.where(shape, colour[:, None, None], 0.6 * background)
-        images[i] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    return images, labels
-
-
-def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
-    """Write a tiny FIXTURE tarball in the CIFAR-10 python format (Chapter 9; NOT CIFAR-10).
-
-    Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``,
-    ``test_batch`` and ``batches.meta``, each a pickled dict with byte-string keys;
-    ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024 green, 1024 blue values per row),
-    ``labels`` a list of ints. Images come from :func:`fixture_images`;
-    ``data.read_cifar_tarball`` reads the file.
-    """
-    if n_train < 5 or n_test < 1:
-        raise ValueError(f"n_train must be >= 5 and n_test >= 1, got {n_train}, {n_test}")
-    images, labels = fixture_images(n_train + n_test, seed)
-    rows = images.reshape(len(images), 3072)
-    parts = {f"data_batch_{i + 1}": idx for i, idx in enumerate(np.array_split(np.arange(n_train), 5))}
-    parts["test_batch"] = np.arange(n_train, n_train + n_test)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        def add(name, obj):
-            payload = pickle.dumps(obj, protocol=2)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-        for name, idx in parts.items():
-            add(name, {b"batch_label": f"FIXTURE {name} (not CIFAR-10)".encode(),
-                       b"labels": [int(v) for v in labels[idx]], b"data": rows[idx],
-                       b"filenames": [f"fixture_{j:05d}.png".encode() for j in idx]})
-        add("batches.meta", {b"label_names": [c.encode() for c in CIFAR10_FIXTURE_CLASSES],
-                             b"num_cases_per_batch": len(parts["test_batch"]), b"num_vis": 3072})
-    return path
-
-
-def load_cifar10_fixture(path):
-    """The FIXTURE tarball of :func:`write_cifar10_fixture` as a ``CountDataset`` named
-    ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser (Chapter 9)."""
-    from blackout_tutorial.data import CountDataset, read_cifar_tarball
-    train_x, train_y, test_x, test_y = read_cifar_tarball(path)
-    return CountDataset("cifar10-fixture", train_x, test_x, train_y, test_y, n_max=255, flip=True)
+    samples = _checks.counts(torch.as_tensor(samples).reshape(-1).cpu(), "samples")
+    pmf = _checks.finite(pmf, "pmf").to(torch.float64).reshape(-1).cpu()
+    if bool((samples >= pmf.numel()).any()):
+        raise ValueError("samples must lie in 0..len(pmf)-1 (a sample has zero probability "
+                         "under pmf)")
+    observed = torch.bincount(samples.long(), minlength=pmf.numel()).double().tolist()
+    expected = (pmf / pmf.sum() * len(samples)).tolist()
+    obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        o_acc, e_acc = o_acc + o, e_acc + e
+        if e_acc >= min_expected:
+            obs_bins.append(o_acc)
+            exp_bins.append(e_acc)
+            o_acc, e_acc = 0.0, 0.0
+    if not exp_bins:
+        raise ValueError(f"too few samples: no bin reaches min_expected = {min_expected}")
+    obs_bins[-1] += o_acc  # the left-over tail joins the last full bin
+    exp_bins[-1] += e_acc
+    if len(exp_bins) == 1:
+        return 0.0, 1.0, 1  # one bin: nothing to test (all mass in one place)
+    statistic, p_value = stats.chisquare(obs_bins, exp_bins)
+    return float(statistic), float(p_value), len(exp_bins)

@@ -114,21 +114,39 @@ def test_bound_of_zero_predictor_has_closed_form_and_mc_is_unbiased():
     assert bool((prior > 0).all()) and prior.mean().item() < 1e-3
 
 
-def test_train_gaussian_runs_with_a_blackout_preset():
-    preset = presets.with_overrides(presets.get_preset("digits", "smoke"), steps=3, batch_size=8)
-    dataset = data.load_digits()
-    ema, history, seconds = bl.train_gaussian(preset, dataset, "elbo")
-    assert isinstance(ema, bl.EpsModel) and history.shape == (3,) and np.isfinite(history).all()
-    assert seconds > 0
-    x = bl.sample_gaussian(ema, (2, 1, 8, 8), 3, N_MAX, generator=gen(8))
-    assert x.dtype == torch.long and bool((x >= 0).all()) and bool((x <= N_MAX).all())
+def test_gaussian_noising_keeps_the_signal_fraction_and_leaves_the_lattice():
+    counts = torch.full((20000,), 12)
+    t = 0.7
+    x = bl.gaussian_noising(counts, t, N_MAX, gen(9))
+    abar = math.exp(-t)
+    signal = math.sqrt(abar) * (2 * 12 / N_MAX - 1)
+    # sd of the mean of 20000 draws: sqrt(1 - abar) / 141 = 0.0051; 0.03 is ~6 sd.
+    assert x.dtype == torch.float64 and x.mean().item() == pytest.approx(signal, abs=0.03)
+    assert x.std().item() == pytest.approx(math.sqrt(1 - abar), rel=0.03)
+    assert torch.equal(bl.gaussian_noising(counts, 0.0, N_MAX, gen(9)),
+                       bl.to_signed(counts.double(), N_MAX))
+    with pytest.raises(ValueError, match="counts"):
+        bl.gaussian_noising(torch.tensor([-1]), t, N_MAX)
+
+
+def test_build_eps_model_and_objective_plug_into_the_trainer():
+    preset = presets.get_preset("digits", "smoke")
+    model = bl.build_eps_model(preset, N_MAX)
+    assert isinstance(model, bl.EpsModel) and isinstance(model.net, nets.UNet)
+    loss = bl.gaussian_objective(N_MAX, "elbo")
+    x0 = data.load_digits().train[:8].float()
+    value = loss(model, x0, generator=gen(10))
+    expected = bl.gaussian_loss(model, x0, N_MAX, "elbo", generator=gen(10))
+    assert value.ndim == 0 and torch.equal(value, expected)
+    with pytest.raises(ValueError, match="weighting"):
+        bl.gaussian_objective(N_MAX, "vlb")
 
 
 @pytest.mark.parametrize("call, match", [
     (lambda: bl.cosine_log_snr(torch.tensor([1.5])), "u"),
     (lambda: bl.cosine_log_snr(0.5, (5.0, -5.0)), "log_snr_range"),
     (lambda: bl.gaussian_loss(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.zeros(2, 1, 2, 2), N_MAX, "vlb"), "weighting"),
-    (lambda: bl.sample_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), (2, 1, 2, 2), 0, N_MAX), "n_steps"),
+    (lambda: bl.sample_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), (2, 1, 2, 2), 0, N_MAX), "T"),
     (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), -torch.ones(2, 1, 2, 2), 4, N_MAX), "counts"),
     (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.ones(2, 1, 2, 2), 4, N_MAX, n_terms=0), "n_terms"),
 ])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blackout_tutorial import __main__ as cli
-from blackout_tutorial import train
+from blackout_tutorial import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,24 +64,41 @@ def test_train_sample_evaluate_end_to_end(tmp_path, capsys):
 
     cli.main(["sample", "--run", str(run), "--n", "5", "--steps", "4", "--out",
               str(tmp_path / "s.npz"), "--no-progress", "--batch-size", "3"])
-    samples = np.load(tmp_path / "s.npz")["samples"]
-    assert samples.shape == (5, 1, 8, 8) and samples.dtype == np.uint8 and samples.max() <= 16
-    cli.main(["sample", "--run", str(run), "--n", "4", "--steps", "3", "--method", "binomial_bridge",
-              "--out", str(tmp_path / "grid.png"), "--no-progress"])
+    samples, n_max = runs.load_samples_npz(tmp_path / "s.npz")
+    assert samples.shape == (5, 1, 8, 8) and n_max == 16 and int(samples.max()) <= 16
+    cli.main(["sample", "--run", str(run), "--n", "4", "--steps", "3", "--method",
+              "binomial_bridge", "--out", str(tmp_path / "grid.png"), "--out",
+              str(tmp_path / "png") + "/", "--fid-npz", str(tmp_path / "fid.npz"),
+              "--shards", str(tmp_path / "shards"), "--no-progress"])
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "png").glob("*.png"))) == 4
+    assert np.load(tmp_path / "fid.npz")["arr_0"].shape == (4, 8, 8, 3)
+    assert len(list((tmp_path / "shards").glob("shard_*.npz"))) == 1
 
-    cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-steps", "3", "--n-samples", "20",
+    cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-terms", "3", "--n-samples", "20",
               "--steps", "3", "--json", str(tmp_path / "eval.json"), "--no-progress"])
     out = capsys.readouterr().out
     assert "bits/dim" in out and "confident_fraction" in out
     numbers = json.loads((tmp_path / "eval.json").read_text())
     assert numbers["elbo_bits_per_dim"] > 0 and 0 <= numbers["confident_fraction"] <= 1
+    assert numbers["elbo_terms"] == 3
+    cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-terms", "2",
+              "--samples", str(tmp_path / "s.npz"), "--no-progress"])
+    assert "confident_fraction" in capsys.readouterr().out
 
 
 def test_broken_checkpoint_is_a_clean_error(tmp_path, capsys):
-    (tmp_path / train.CHECKPOINT).write_bytes(b"not a checkpoint")
+    (tmp_path / runs.CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["sample", "--run", str(tmp_path), "--out", str(tmp_path / "s.png")])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "corrupted or not a checkpoint" in err and "Traceback" not in err
+
+
+def test_missing_run_is_a_one_line_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sample", "--run", str(tmp_path / "nowhere"), "--out", "x.png"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--run" in err and "nowhere" in err

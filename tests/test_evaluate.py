@@ -1,10 +1,15 @@
-"""Tests of the sample-quality metrics (blackout_tutorial.evaluate, Chapters 7 and 10)."""
+"""Tests of blackout_tutorial.evaluate: Frechet distance, digit classifier metrics,
+pixel-marginal baselines, Inception FID backends (mocked) and the chi-square test."""
+import sys
+import types
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
-from blackout_tutorial import data, evaluate
+from blackout_tutorial import data, evaluate, runs
 
 
 def test_frechet_distance_closed_forms():
@@ -86,13 +91,154 @@ def test_pixel_marginal_bits_per_dim_matches_a_hand_count():
         evaluate.pixel_marginal_bits_per_dim(train, test + 1, n_max=1)
 
 
-def test_shipped_digits_checkpoint_generates_digits(digits):
-    from blackout_tutorial import sampling, schedule
-    model, preset, info = evaluate.load_pretrained("digits_laptop", device="cpu")
-    assert (preset.name, preset.scale, info["step"]) == ("digits", "laptop", 2000)
-    x = sampling.sample(model, (300, 1, 8, 8), schedule.observation_times(50, preset.t_end),
-                        n_max=16, generator=torch.Generator().manual_seed(0))
-    report = evaluate.digit_report(x, digits)
-    # The Chapter 7 model reaches ~0.9 of the real confident fraction at 250 steps; at 50
-    # steps and 300 samples 0.6 leaves a wide margin, and pixel noise scores below 0.1.
-    assert report["confident_ratio"] > 0.6 and report["min_class_fraction"] > 0.02
+def test_frechet_distance_drops_round_off_but_rejects_non_covariances():
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=(6, 5))                    # N < d: singular covariance
+    mu, sigma = evaluate.feature_statistics(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # round-off must not even warn
+        assert evaluate.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-6)
+    negative = np.diag([-1.0, 1.0])                # not a covariance: sqrtm is complex
+    with pytest.raises(ValueError, match="imaginary parts"):
+        evaluate.frechet_distance(np.zeros(2), negative, np.zeros(2), np.eye(2))
+
+
+# ----------------------------------------------------------------------------- FID
+def direct_fid(a, b):
+    """FID written out with numpy and scipy.linalg.sqrtm, independently of the package."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(s_a @ s_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * root))
+
+
+def small_features(images, seed=0):
+    """A small fixed feature extractor: random 3x3 convolution, ReLU, global mean pool."""
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(6, images.shape[1], 3, 3, generator=gen)
+    h = torch.relu(torch.nn.functional.conv2d(images.float() / 255, weight))
+    return h.mean(dim=(2, 3)).double().numpy()
+
+
+def test_fid_from_features_matches_direct_sqrtm_computation():
+    x = torch.randint(0, 256, (300, 3, 16, 16), generator=torch.Generator().manual_seed(1))
+    real, shifted = small_features(x[:150]), small_features((x[150:] * 0.7).round())
+    got = evaluate.fid_from_features(real, shifted)
+    assert got == pytest.approx(direct_fid(real, shifted), rel=1e-8, abs=1e-12)
+    assert got > 1e-3                                   # darker images are measurably different
+
+
+def test_fid_is_zero_for_identical_sets_and_symmetric():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 4)), rng.normal(1.0, 2.0, size=(400, 4))
+    assert abs(evaluate.fid_from_features(a, a)) < 1e-8
+    assert evaluate.fid_from_features(a, b) == pytest.approx(evaluate.fid_from_features(b, a), rel=1e-8)
+
+
+def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
+    # For commuting (diagonal) covariances: |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2.
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
+    a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert evaluate.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_fid_from_features_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="features"):
+        evaluate.fid_from_features(np.zeros((1, 3)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="mu1, mu2"):
+        evaluate.fid_from_features(np.random.rand(5, 3), np.random.rand(5, 4))
+
+
+# ----------------------------------------------------------------------------- Inception FID
+@pytest.fixture
+def png_dir(tmp_path):
+    images = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    return runs.save_samples_png(images, tmp_path / "png", 255)
+
+
+def test_inception_fid_without_a_backend_says_what_to_install(png_dir, monkeypatch):
+    for name in ("torch_fidelity", "cleanfid", "pytorch_fid"):
+        monkeypatch.setitem(sys.modules, name, None)    # makes `import name` fail
+    assert evaluate.available_fid_backend() is None
+    with pytest.raises(ImportError, match="pip install torch-fidelity") as err:
+        evaluate.inception_fid(png_dir)
+    assert "50,000" in str(err.value) and "download" in str(err.value)
+
+
+def test_inception_fid_dispatches_to_torch_fidelity(png_dir, monkeypatch):
+    calls = []
+
+    def calculate_metrics(**kwargs):
+        calls.append(kwargs)
+        return {"frechet_inception_distance": 12.5}
+    monkeypatch.setitem(sys.modules, "torch_fidelity", types.SimpleNamespace(calculate_metrics=calculate_metrics))
+    assert evaluate.available_fid_backend() == "torch_fidelity"
+    assert evaluate.inception_fid(png_dir, device="cpu") == 12.5
+    assert calls[0]["input1"] == str(png_dir) and calls[0]["input2"] == "cifar10-train"
+    assert calls[0]["fid"] is True and calls[0]["cuda"] is False
+
+
+def test_inception_fid_uses_clean_fid_tensorflow_statistics_for_cifar10(png_dir, monkeypatch):
+    calls = []
+    fake = types.SimpleNamespace(compute_fid=lambda *args, **kw: calls.append((args, kw)) or 3.0)
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    monkeypatch.setitem(sys.modules, "cleanfid", types.SimpleNamespace(fid=fake))
+    monkeypatch.setitem(sys.modules, "cleanfid.fid", fake)
+    assert evaluate.inception_fid(png_dir, device="cpu") == 3.0
+    args, kw = calls[0]
+    assert args == (str(png_dir),) and kw["dataset_name"] == "cifar10" and kw["dataset_res"] == 32
+    assert kw["dataset_split"] == "train" and kw["mode"] == "legacy_tensorflow"
+
+
+def test_inception_fid_with_pytorch_fid_needs_a_reference_folder(png_dir, monkeypatch):
+    calls = []
+    fake = types.SimpleNamespace(calculate_fid_given_paths=lambda *args: calls.append(args) or 7.0)
+    monkeypatch.setitem(sys.modules, "pytorch_fid.fid_score", fake)
+    with pytest.raises(ValueError, match="no built-in CIFAR-10 reference"):
+        evaluate.inception_fid(png_dir, backend="pytorch_fid", device="cpu")
+    assert evaluate.inception_fid(png_dir, reference=str(png_dir), backend="pytorch_fid", device="cpu") == 7.0
+    assert calls[0][0] == [str(png_dir), str(png_dir)] and calls[0][3] == 2048
+
+
+def test_inception_fid_rejects_bad_arguments(png_dir, tmp_path):
+    with pytest.raises(ValueError, match="backend"):
+        evaluate.inception_fid(png_dir, backend="tensorflow")
+    with pytest.raises(ValueError, match="sample_dir"):
+        evaluate.inception_fid(tmp_path / "missing", backend="torch_fidelity")
+    with pytest.raises(ValueError, match="reference"):
+        evaluate.inception_fid(png_dir, reference=str(tmp_path / "nowhere"), backend="torch_fidelity")
+
+
+# ----------------------------------------------------------------------------- chi-square
+def test_chi_square_accepts_the_true_pmf_and_rejects_a_wrong_one():
+    from scipy import stats
+    gen = torch.Generator().manual_seed(0)
+    x = torch.distributions.Binomial(10, torch.full((4000,), 0.3)).sample().long()
+    pmf = torch.tensor(stats.binom.pmf(np.arange(11), 10, 0.3))
+    statistic, p_value, n_bins = evaluate.chi_square_test(x, pmf)
+    assert p_value > 1e-3 and 3 <= n_bins <= 11 and statistic >= 0
+    wrong = torch.tensor(stats.binom.pmf(np.arange(11), 10, 0.35))
+    assert evaluate.chi_square_test(x, wrong)[1] < 1e-6
+    del gen
+
+
+def test_chi_square_merges_sparse_bins_and_handles_one_bin():
+    samples = torch.tensor([0] * 20 + [1] * 3 + [2] * 2)
+    pmf = torch.tensor([0.8, 0.12, 0.08], dtype=torch.float64)
+    # Expected 20, 3, 2: bins 1 and 2 merge (3 < 4.5), then reach 5.
+    statistic, p_value, n_bins = evaluate.chi_square_test(samples, pmf, 4.5)
+    assert n_bins == 2 and statistic == pytest.approx(0.0, abs=1e-12) and p_value == 1.0
+    assert evaluate.chi_square_test(torch.zeros(10, dtype=torch.long), torch.tensor([1.0])) \
+        == (0.0, 1.0, 1)
+
+
+@pytest.mark.parametrize("samples, pmf, match", [
+    (torch.tensor([0, 3]), torch.tensor([0.5, 0.5]), "0..len"),
+    (torch.tensor([-1, 0]), torch.tensor([0.5, 0.5]), "samples"),
+    (torch.tensor([0.5, 0.0]), torch.tensor([0.5, 0.5]), "samples"),
+    (torch.tensor([0, 1]), torch.tensor([0.5, 0.5]), "min_expected"),
+])
+def test_chi_square_bad_input(samples, pmf, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.chi_square_test(samples, pmf)

@@ -1,6 +1,7 @@
-"""Tests of the trainer (blackout_tutorial.train, Chapter 7): exact resume after an
-interruption (in process and after SIGKILL), checkpoint validation, divergence detection,
-EMA/warmup/data-order helpers, and DistributedDataParallel with 2 gloo processes."""
+"""Tests of the training loop (blackout_tutorial.train, Chapters 7 and 10): exact resume
+after an interruption (in process and after SIGKILL), resume refusing other configurations,
+divergence detection, EMA/warmup/data-order helpers, the Gaussian baseline through the same
+loop, and DistributedDataParallel with 2 gloo processes."""
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from blackout_tutorial import data, losses, nets, presets, train
+from blackout_tutorial import baselines, data, losses, nets, presets, runs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,40 +61,6 @@ def test_cosine_decay_reaches_zero_and_bad_names_raise():
         train.learning_rate(replace(cfg, lr_decay="step"), 3)
 
 
-def test_importance_grid_keeps_the_expected_loss():
-    from blackout_tutorial import schedule
-    times = schedule.observation_times(1000, 10.0)
-    weights = schedule.loss_weights(times)
-    grid_t, grid_w = train.training_grid(times, weights, "importance")
-    f = torch.sin(times) + times ** 2 / 10                        # any per-time loss
-    g = torch.sin(grid_t) + grid_t ** 2 / 10
-    # E_uniform[w f] on both grids agree up to the 1/(16 T) rounding of the probabilities.
-    assert (grid_w * g).mean().item() == pytest.approx((weights * f).mean().item(), rel=1e-4)
-    assert torch.all(grid_w == grid_w[0]) and bool((torch.diff(grid_t) >= 0).all())
-    assert train.training_grid(times, weights, "uniform")[0] is times
-    with pytest.raises(ValueError, match="time_sampling"):
-        train.training_grid(times, weights, "stratified")
-
-
-def test_presets_name_the_paper_settings_and_round_trip_through_json():
-    for name in presets.PRESETS:
-        for scale in presets.SCALES:
-            p = presets.get_preset(name, scale)
-            assert presets.from_dict(json.loads(json.dumps(presets.to_dict(p)))) == p
-    cifar = presets.get_preset("cifar10", "full")
-    assert (cifar.T, cifar.t_end, cifar.train.lr, cifar.train.ema_decay, cifar.train.batch_size,
-            cifar.train.hflip, cifar.net) == (1000, 15.0, 2e-4, 0.9999, 256, True, nets.net_config("paper"))
-    assert (cifar.train.time_sampling, cifar.train.lr_decay) == ("uniform", "none")
-    assert presets.get_preset("binarized_mnist", "full").t_end == 10.0
-    assert presets.get_preset("binarized-mnist", "full").dataset == "binarized_mnist"
-    with pytest.raises(ValueError, match="preset name must be one of"):
-        presets.get_preset("celeba")
-    with pytest.raises(ValueError, match="scale must be one of"):
-        presets.get_preset("digits", "huge")
-    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
-        presets.from_dict({**presets.to_dict(cifar), "train": {"learning_rate": 1}})
-
-
 def test_warmup_and_ema_formulas():
     cfg = presets.TrainConfig(lr=1e-3, warmup_steps=4)
     assert [train.learning_rate(cfg, s) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
@@ -110,7 +77,7 @@ def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits,
     p, full = micro_preset(steps=16), uninterrupted
     part = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False, stop_at=6)
     assert part.step == 6
-    ckpt = torch.load(tmp_path / "cut" / train.CHECKPOINT, weights_only=True)   # tensors only
+    ckpt = torch.load(tmp_path / "cut" / runs.CHECKPOINT, weights_only=True)   # tensors only
     assert ckpt["step"] == 6 and ckpt["history"].shape == (6, 3)
     resumed = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False)
     assert resumed.step == 16
@@ -146,7 +113,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits,
             break
         time.sleep(0.01)
     assert proc.wait(timeout=30) == -signal.SIGKILL, "the run should have been killed mid-way"
-    killed_at = int(torch.load(tmp_path / "killed" / train.CHECKPOINT, weights_only=True)["step"])
+    killed_at = int(torch.load(tmp_path / "killed" / runs.CHECKPOINT, weights_only=True)["step"])
     assert 4 <= killed_at < 16
     resumed = train.train(p, tmp_path / "killed", dataset=digits, device="cpu", progress=False)
     np.testing.assert_array_equal(resumed.history, uninterrupted.history)
@@ -155,33 +122,37 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits,
 def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path, digits):
     p = micro_preset(steps=4)
     train.train(p, tmp_path / "run", dataset=digits, progress=False)
-    ckpt = tmp_path / "run" / train.CHECKPOINT
-    with pytest.raises(train.CheckpointError, match=r"train\.lr: 0\.001 vs 0\.5"):
+    ckpt = tmp_path / "run" / runs.CHECKPOINT
+    with pytest.raises(runs.CheckpointError, match=r"train\.lr: 0\.001 vs 0\.5"):
         train.train(presets.with_overrides(p, lr=0.5), tmp_path / "run", dataset=digits, progress=False)
     blob = ckpt.read_bytes()
     ckpt.write_bytes(blob[: len(blob) // 2])                        # truncated
-    with pytest.raises(train.CheckpointError, match="corrupted or not a checkpoint"):
+    with pytest.raises(runs.CheckpointError, match="corrupted or not a checkpoint"):
         train.train(p, tmp_path / "run", dataset=digits, progress=False)
     torch.save({"weights": torch.zeros(2)}, ckpt)                   # someone else's file
-    with pytest.raises(train.CheckpointError, match="not a blackout_tutorial checkpoint"):
-        train.load_model(tmp_path / "run")
-    with pytest.raises(train.CheckpointError, match="no checkpoint"):
-        train.load_model(tmp_path / "nothing-here")
+    with pytest.raises(runs.CheckpointError, match="not a blackout_tutorial checkpoint"):
+        runs.load_model(tmp_path / "run")
+    with pytest.raises(runs.CheckpointError, match="no checkpoint"):
+        runs.load_model(tmp_path / "nothing-here")
 
 
-def test_load_and_export_model(tmp_path, digits):
-    p = micro_preset(steps=4)
-    result = train.train(p, tmp_path / "run", dataset=digits, progress=False)
-    model, preset = train.load_model(tmp_path / "run", device="cpu")
-    assert preset == p and not model.training
-    x, t = digits.test[:4].float(), torch.full((4,), 0.7)
-    torch.testing.assert_close(model(x, t), result.ema(x, t))
-    train.export_model(tmp_path / "run", tmp_path / "small.pt")
-    small, _ = train.load_model(tmp_path / "small.pt", device="cpu")
-    torch.testing.assert_close(small(x, t), model(x, t), rtol=1e-2, atol=1e-3)   # float16 weights
-    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run" / train.CHECKPOINT).stat().st_size / 3
-    with pytest.raises(train.CheckpointError, match="holds no 'model' weights"):
-        train.load_model(tmp_path / "small.pt", ema=False)
+def test_gaussian_baseline_trains_and_resumes_through_the_same_loop(tmp_path, digits):
+    p = micro_preset(steps=6)
+    kwargs = dict(loss=baselines.gaussian_objective(digits.n_max, "elbo"),
+                  build_model=baselines.build_eps_model, dataset=digits, device="cpu",
+                  progress=False)
+    full = train.train(p, tmp_path / "full", **kwargs)
+    assert isinstance(full.ema, baselines.EpsModel) and np.isfinite(full.history).all()
+    train.train(p, tmp_path / "cut", stop_at=3, **kwargs)
+    resumed = train.train(p, tmp_path / "cut", **kwargs)
+    np.testing.assert_array_equal(resumed.history, full.history)
+    # The network is built under the run's seed: a second run starts from the same weights.
+    again = train.train(p, tmp_path / "again", **kwargs)
+    np.testing.assert_array_equal(again.history, full.history)
+    model, _ = runs.load_model(tmp_path / "full", device="cpu")
+    assert isinstance(model, baselines.EpsModel)
+    with pytest.raises(runs.CheckpointError, match="model builder"):
+        train.train(p, tmp_path / "full", dataset=digits, device="cpu", progress=False)
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits, monkeypatch):
@@ -219,6 +190,6 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for name in rank0:                 # DDP averaged the gradients: identical weights
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
-    ckpt = torch.load(tmp_path / "run" / train.CHECKPOINT, weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / runs.CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 4 and torch.isfinite(ckpt["history"]).all()
     assert not torch.equal(rank0["net.head.2.weight"], torch.zeros_like(rank0["net.head.2.weight"]))
