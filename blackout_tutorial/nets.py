@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from blackout_tutorial import _checks
 from blackout_tutorial.schedule import logit_survival
 
 
@@ -61,7 +62,7 @@ def net_config(size, **overrides):
 
 
 def time_features(t, dim):
-    """Sinusoidal features of the continuous time t (Chapter 7).
+    """Sinusoidal features of the continuous time t (Eq. ch7-time-features, Chapter 7).
 
     The observation times are uniform in logit(e^{-t}) (Chapter 3), which runs from about
     +15 to -15; scaled by 1000/30 it spans a range like DDPM's integer step index, so the
@@ -124,6 +125,11 @@ class UNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         ch, groups, n_levels = cfg.channels, cfg.num_groups, len(cfg.channel_mults)
+        _checks.positive_int(ch, "channels"), _checks.positive_int(groups, "num_groups")
+        if n_levels < 1 or any(isinstance(m, bool) or int(m) != m or m < 1
+                               for m in cfg.channel_mults):
+            raise ValueError(f"channel_mults must be a non-empty tuple of integers >= 1, "
+                             f"got {cfg.channel_mults!r}")
         widths = [ch * m for m in cfg.channel_mults]
         if any(w % groups for w in widths):
             raise ValueError(f"num_groups={groups} must divide every level width {widths}")
@@ -187,7 +193,7 @@ class UNet(nn.Module):
 
 
 def normalise_counts(x_t, t, n_max):
-    """Network input (x_t - n_max p_t / 2) / (n_max p_t / 2 + 1), p_t = e^{-t} (Chapter 7).
+    """Network input (x_t - n_max p_t / 2) / (n_max p_t / 2 + 1), p_t = e^{-t} (Eq. ch7-input, Chapter 7).
 
     The official code feeds x_t - (n_max / 2) p_t: centred, but unscaled, so inputs reach
     +-127 on 8-bit images. Dividing by n_max p_t / 2 + 1 keeps both ends of the process in
@@ -199,22 +205,31 @@ def normalise_counts(x_t, t, n_max):
     return (x_t - half) / (half + 1.0)
 
 
+def rate_output(f, t, n_max):
+    """The rate-model output y_hat = n_max (1 - e^{-t}) softplus(f) >= 0 (Eq. ch7-output, Chapter 7).
+
+    ``f``: raw network output ``[B, ...]``; ``t``: times ``[B]`` (broadcast per sample).
+    (1 - e^{-t}) is the fraction of units dead by time t, so f stays O(1) at every t
+    although y_hat itself shrinks to ~ n_max t near t = 0. Any network becomes a rate model
+    by ending with this (``RateModel`` does; so does Chapter 5's one-pixel ``TinyRate``).
+    """
+    dead_fraction = -torch.expm1(-t).reshape(-1, *([1] * (f.ndim - 1)))
+    return n_max * dead_fraction * F.softplus(f)
+
+
 class RateModel(nn.Module):
     """A U-Net wrapped as a rate model: ``model(x_t, t) -> y_hat >= 0`` (Chapters 4, 7).
 
     y_hat estimates E[x0 - x_t | x_t], the units that died by time t. The output is
-    y_hat = n_max (1 - e^{-t}) softplus(f(x, t)): the factor (1 - e^{-t}) is the fraction
-    of units dead by time t, so f stays O(1) at every t although y_hat itself shrinks to
-    ~ n_max t near t = 0 (the softplus would otherwise need outputs near -20 there).
+    ``rate_output(f(x, t), t, n_max)`` = n_max (1 - e^{-t}) softplus(f(x, t)): without the
+    factor (1 - e^{-t}) the softplus would need outputs near -20 close to t = 0.
     The implied birth rate p_t/(1 - p_t) * y_hat = n_max p_t softplus(f) is smooth in t.
     """
 
     def __init__(self, net: UNet, n_max: int):
         super().__init__()
-        if int(n_max) != n_max or n_max < 1:
-            raise ValueError(f"n_max must be a positive integer, got {n_max!r}")
         self.net = net
-        self.n_max = int(n_max)
+        self.n_max = _checks.positive_int(n_max, "n_max")
 
     def forward(self, x_t, t):
         channels = self.net.cfg.image_channels
@@ -226,12 +241,13 @@ class RateModel(nn.Module):
             raise ValueError(f"t must be a scalar or have shape [B] = [{x_t.shape[0]}], "
                              f"got {tuple(t.shape)}")
         x_t = x_t.float()
-        # One device sync for both checks (this runs once per sampler step).
-        if not bool((t >= 0).all() & torch.isfinite(t).all() & (x_t >= 0).all()):
-            raise ValueError("t must be finite and >= 0, and x_t must hold counts >= 0")
+        # One device sync for all checks (this runs once per sampler step).
+        if not bool((t >= 0).all() & torch.isfinite(t).all() & (x_t >= 0).all()
+                    & (x_t <= self.n_max).all()):
+            raise ValueError(f"t must be finite and >= 0, and x_t must hold counts in "
+                             f"0..n_max = {self.n_max}")
         f = self.net(normalise_counts(x_t, t, self.n_max), t).float()
-        dead_fraction = -torch.expm1(-t)[:, None, None, None]
-        return self.n_max * dead_fraction * F.softplus(f)
+        return rate_output(f, t, self.n_max)
 
 
 def build_rate_model(cfg: UNetConfig, n_max: int):

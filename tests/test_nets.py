@@ -87,7 +87,7 @@ def test_odd_sizes_are_padded_and_cropped_back():
 
 
 def test_eval_mode_is_deterministic_with_dropout():
-    model = _perturb_head(_model("small", channels=16, num_groups=8)).eval()
+    model = _perturb_head(_model("small", n_max=255, channels=16, num_groups=8)).eval()
     x, t = torch.randint(0, 256, (2, 1, 28, 28)).float(), torch.tensor([0.3, 4.0])
     torch.testing.assert_close(model(x, t), model(x, t))
     assert model.net.cfg.dropout == 0.1
@@ -99,7 +99,7 @@ def test_eval_mode_is_deterministic_with_dropout():
     (torch.zeros(2, 1, 8, 8), torch.ones(3), "t must be a scalar or have shape"),
     (torch.zeros(2, 1, 8, 8), torch.tensor([1.0, -0.1]), "t must be finite and >= 0"),
     (torch.zeros(2, 1, 8, 8), torch.tensor([1.0, float("nan")]), "t must be finite"),
-    (-torch.ones(2, 1, 8, 8), torch.ones(2), "counts >= 0"),
+    (-torch.ones(2, 1, 8, 8), torch.ones(2), "counts in 0..n_max"),
 ])
 def test_rate_model_rejects_bad_input(x, t, match):
     with pytest.raises(ValueError, match=match):
@@ -121,3 +121,17 @@ def test_bad_configs_raise():
         nets.UNet(nets.net_config("tiny", attention_levels=(5,)))
     with pytest.raises(ValueError, match="n_max"):
         nets.RateModel(nets.UNet(nets.net_config("tiny")), 0)
+
+
+def test_rate_output_is_the_scaled_softplus_and_rejects_nothing_silently():
+    f = torch.tensor([[-3.0, 0.0, 2.0], [1.0, 1.0, 1.0]])
+    t = torch.tensor([0.5, 4.0])
+    expected = 16 * (1 - torch.exp(-t))[:, None] * torch.nn.functional.softplus(f)
+    torch.testing.assert_close(nets.rate_output(f, t, 16), expected)
+    model = _model()
+    with pytest.raises(ValueError, match="n_max"):
+        model(torch.full((1, 1, 8, 8), 17.0), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="channels"):
+        nets.UNet(nets.net_config("tiny", channels=0))
+    with pytest.raises(ValueError, match="channel_mults"):
+        nets.UNet(nets.net_config("tiny", channel_mults=()))

@@ -1,7 +1,11 @@
+import json
+from pathlib import Path
+
 import pytest
+import torch
 
 import blackout_tutorial
-from blackout_tutorial import presets
+from blackout_tutorial import nets, presets
 
 
 def test_version_is_exposed():
@@ -34,3 +38,41 @@ def test_unknown_submodule_is_an_attribute_error():
         blackout_tutorial.not_a_module
     with pytest.raises(AttributeError):
         blackout_tutorial.profiles
+
+
+def test_presets_name_the_paper_settings_and_round_trip_through_json():
+    for name in presets.FAMILIES:
+        for scale in presets.SCALES:
+            p = presets.get_preset(name, scale)
+            assert presets.from_dict(json.loads(json.dumps(presets.to_dict(p)))) == p
+    cifar = presets.get_preset("cifar10", "full")
+    assert (cifar.T, cifar.t_end, cifar.train.lr, cifar.train.ema_decay,
+            cifar.train.batch_size, cifar.train.hflip, cifar.net) == \
+        (1000, 15.0, 2e-4, 0.9999, 256, True, nets.net_config("paper"))
+    assert (cifar.train.time_sampling, cifar.train.lr_decay) == ("uniform", "none")
+    assert presets.get_preset("binarized_mnist", "full").t_end == 10.0
+    assert presets.get_preset("binarized-mnist", "full").dataset == "binarized_mnist"
+    with pytest.raises(ValueError, match="preset name must be one of"):
+        presets.get_preset("celeba")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        presets.get_preset("digits", "huge")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        presets.from_dict({**presets.to_dict(cifar), "train": {"learning_rate": 1}})
+
+
+def _shipped_config(name):
+    path = Path(blackout_tutorial.__file__).parent / "checkpoints" / f"{name}.pt"
+    stored = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
+@pytest.mark.parametrize("checkpoint, name, scale", [("mnist5k_small", "mnist5k_small", "laptop"),
+                                                     ("digits_laptop", "digits", "laptop")])
+def test_shipped_checkpoints_come_from_named_presets(checkpoint, name, scale):
+    # The command that made each shipped model is `train --preset <name> --scale <scale>`.
+    preset = presets.get_preset(name, scale)
+    assert presets.from_dict(_shipped_config(checkpoint)) == preset
+    assert nets.count_parameters(nets.build_rate_model(preset.net, 255)) < 300_000 \
+        or name == "digits"
+    with pytest.raises(ValueError, match="scale must be 'laptop'"):
+        presets.get_preset("mnist5k_small", "full")
