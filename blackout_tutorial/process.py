@@ -18,7 +18,7 @@ from blackout_tutorial import _checks
 
 
 def survival(t):
-    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Chapter 3, Eq. ch3-survival).
+    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Eq. ch3-survival, Chapter 3).
 
     Returns a float for a Python number and a tensor (same dtype and device) for a tensor.
     """
@@ -29,7 +29,7 @@ def survival(t):
 
 
 def marginal_pmf(n0, t, n_max=None):
-    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Chapter 3, Eq. ch3-binomial).
+    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Eq. ch3-binomial, Chapter 3).
 
     ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape plus a
     last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller n_max truncates
@@ -65,7 +65,7 @@ def _broadcast(n0, t):
 
 
 def generator_matrix(n_max):
-    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Chapter 2, Eq. ch2-generator).
+    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Eq. ch2-generator, Chapter 2).
 
     Q[n-1, n] = n (a death from n) and Q[n, n] = -n; every column sums to 0. float64.
     """
@@ -75,7 +75,7 @@ def generator_matrix(n_max):
 
 
 def solve_master_equation(p0, times):
-    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Chapter 2, Eq. ch2-matrix-exp).
+    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Eq. ch2-matrix-exp, Chapter 2).
 
     ``p0`` is a probability vector over n = 0..n_max; ``times`` a 1-D sequence of times >= 0.
     Uses ``torch.linalg.matrix_exp`` in float64. Returns ``[len(times), n_max + 1]``.
@@ -108,7 +108,7 @@ def death_times(n0, n_paths=1, method="lifetimes", generator=None):
 
 
 def gillespie(n0, t_end, generator=None):
-    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Chapter 2, Eq. ch2-gillespie).
+    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Eq. ch2-gillespie, Chapter 2).
 
     Returns ``(jump_times [J], states [J+1])``: ``states[0] = n0`` and ``states[j+1] = n0 - (j+1)``
     is the state right after ``jump_times[j]``; only jumps at times <= t_end are kept.
@@ -134,7 +134,7 @@ def state_at_times(n0, times, n_paths, method="lifetimes", generator=None):
 
 
 def sample_forward(x0, t, generator=None):
-    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Chapter 3, Eq. ch3-binomial).
+    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Eq. ch3-binomial, Chapter 3).
 
     ``x0``: counts ``[B, ...]`` (integer dtype or integer-valued float). ``t``: a float, a
     0-d tensor, or a ``[B]`` tensor broadcast over each sample. Runs on x0's device with

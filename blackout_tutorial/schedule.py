@@ -26,7 +26,7 @@ def logit_survival(t):
 
 
 def observation_times(T=1000, t_end=15.0):
-    """Times with logit(e^{-t_k}) = L (1 - 2k/(T-1)), L = ln(e^{t_end} - 1), k = 0..T-1 (Chapter 3, Eq. ch3-schedule).
+    """Times with logit(e^{-t_k}) = L (1 - 2k/(T-1)), L = ln(e^{t_end} - 1), k = 0..T-1 (Eq. ch3-schedule, Chapter 3).
 
     t_k = ln(1 + e^{-L(1 - 2k/(T-1))}): t_0 is about e^{-t_end}, and the last time is set to
     exactly ``t_end`` (the formula gives it up to rounding). Returns float64 ``[T]``.
@@ -45,7 +45,7 @@ def observation_times(T=1000, t_end=15.0):
 
 
 def loss_weights(times, kind="official", variant="instantaneous"):
-    """Weights w_k for a time index k drawn uniformly from 0..T-1 (Chapter 3, Eq. ch3-weights; Chapter 5).
+    """Weights w_k for a time index k drawn uniformly from 0..T-1 (Eq. ch3-weights, Chapter 3; Chapter 5).
 
     With p_k = e^{-t_k}, t_{-1} = 0 (so p_{-1} = 1):
 

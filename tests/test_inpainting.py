@@ -76,3 +76,10 @@ def test_box_mask():
     assert not mask[0, 0, 2, 3] and mask[0, 0, 0, 0]
     with pytest.raises(ValueError, match="box"):
         inpainting.box_mask((2, 1, 8, 8), 6, 0, 4, 2)
+
+
+def test_inpaint_checks_the_model_output_like_the_sampler():
+    x_obs = torch.zeros(2, 1, 3, 3, dtype=torch.long)
+    mask = torch.zeros(2, 1, 3, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="model output at step 4 must be finite"):
+        inpainting.inpaint(lambda x, t: x - 1, x_obs, mask, torch.linspace(0.5, 3.0, 5), n_max=4)

@@ -127,12 +127,16 @@ def test_simulated_paths_match_closed_form(method, n0):
         assert n_bins >= 2 and p_value > P_MIN, (method, n0, t, p_value)
 
 
-def test_chi_square_detects_a_wrong_distribution():
-    # The same samples against a slightly wrong survival probability must be rejected.
-    states = process.state_at_times(255, [1.0], 10_000, generator=gen(4))[:, 0]
-    wrong = torch.from_numpy(stats.binom.pmf(range(256), 255, 0.95 * math.exp(-1.0)))
-    assert chi_square_test(states, wrong)[1] < 1e-6
-
+def test_death_times_are_sorted_and_both_methods_agree_in_law():
+    for method in process.DEATH_TIME_METHODS:
+        d = process.death_times(50, 4000, method, generator=gen(6))
+        assert d.shape == (4000, 50) and bool((torch.diff(d, dim=1) >= 0).all())
+        # The first of 50 Exp(1) lifetimes is Exp(50): mean 1/50, sd 1/50/sqrt(4000).
+        assert abs(float(d[:, 0].mean()) - 0.02) < 5 * 0.02 / math.sqrt(4000)
+    with pytest.raises(ValueError, match="method"):
+        process.death_times(3, 2, "euler")
+    with pytest.raises(ValueError, match="n_paths"):
+        process.death_times(3, 0)
 
 def test_state_at_times_rejects_bad_input():
     with pytest.raises(ValueError, match="method"):

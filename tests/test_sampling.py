@@ -88,3 +88,46 @@ def test_bad_inputs_raise_value_error_naming_the_argument(kwargs, word):
 def test_gillespie_reverse_rejects_a_rate_above_the_blackout_bound():
     with pytest.raises(ValueError, match="rate"):
         sampling.gillespie_reverse(lambda n, t: 10 * (2 - n) / torch.expm1(t), 5, 5.0, 2)
+
+
+@pytest.mark.parametrize("method", sampling.METHODS)
+def test_a_diverged_model_fails_at_once_instead_of_hanging(method):
+    # torch.binomial(nan, p) never returns: the checked model call must stop it first.
+    def nan_model(x, t):
+        return torch.full_like(x, float("nan"))
+
+    times = schedule.observation_times(10, 5.0)
+    with pytest.raises(ValueError, match="model output at step 9 must be finite"):
+        sampling.sample(nan_model, (2, 3), times, method=method, n_max=4)
+
+
+def test_reverse_steps_calls_after_step_with_each_step_and_uses_its_result():
+    times = schedule.observation_times(6, 5.0)
+    orc = oracle.Oracle(*oracle.toy_distribution())
+    calls = []
+
+    def hook(k, x, t, s):
+        calls.append((k, float(t), float(s)))
+        return torch.zeros_like(x) if k == 0 else None     # replace the final state
+
+    x = torch.zeros(4, 1, 3, 3, dtype=torch.long)
+    out = sampling.reverse_steps(orc, x, times, n_max=4, after_step=hook,
+                                 generator=torch.Generator().manual_seed(0))
+    assert [c[0] for c in calls] == [5, 4, 3, 2, 1, 0] and calls[-1][2] == 0.0
+    assert [c[1] for c in calls] == pytest.approx(times.flip(0).tolist())
+    assert [c[2] for c in calls[:-1]] == pytest.approx(times.flip(0)[1:].tolist())
+    assert int(out.abs().sum()) == 0
+
+
+def test_reverse_frames_come_from_the_sampler_itself():
+    times = schedule.observation_times(50, 8.0)
+    orc = oracle.Oracle(*oracle.toy_distribution())
+    t_k, frames, final = sampling.reverse_frames(orc, (8, 1, 3, 3), times, [8.0, 1.0, 0.1],
+                                                 n_max=4, generator=torch.Generator().manual_seed(1))
+    reference = sampling.sample(orc, (8, 1, 3, 3), times, n_max=4,
+                                generator=torch.Generator().manual_seed(1))
+    assert torch.equal(final, reference) and torch.equal(frames[-1], final)
+    assert t_k[0] == pytest.approx(8.0) and t_k[-1] == 0.0 and bool((torch.diff(t_k) < 0).all())
+    assert int(frames[0].sum()) == 0                          # black at t_end
+    # Units are only ever added on the way down.
+    assert bool((torch.diff(frames.flatten(1).sum(1)) >= 0).all())
