@@ -1,7 +1,10 @@
-"""Argument rules of the package, in one place (private; imports nothing from the package).
+"""Argument rules of the package, in one place (private; imports nothing from the
+package).
 
-Every check raises ``ValueError`` with a message that names the argument and the rule, and
-returns the value in the form the caller computes with (an ``int``, a ``float``, a float64
+Every check raises ``ValueError`` with a message that names the argument and the rule,
+and
+returns the value in the form the caller computes with (an ``int``, a ``float``, a
+float64
 tensor). A public function opens with one or two of these lines and then does its maths.
 :func:`predict` is the one checked call of a rate model ``model(x_t, t)``.
 """
@@ -56,7 +59,8 @@ def count(value, name, n_max=None):
 
 
 def counts(x, name, n_max=None):
-    """``x`` (any dtype) if it holds finite, integer-valued counts >= 0 (<= ``n_max``)."""
+    """``x`` (any dtype) if it holds finite, integer-valued counts >= 0 (<=
+    ``n_max``)."""
     x = _real_tensor(x, name)
     if torch.is_floating_point(x):
         if not bool(torch.isfinite(x).all()):
@@ -76,7 +80,8 @@ def count_tensor(x, name, n_max=None):
 
 
 def number(value, name, minimum=None, strict=False):
-    """``value`` as a finite ``float`` (> ``minimum`` if ``strict``, else >= ``minimum``)."""
+    """``value`` as a finite ``float`` (> ``minimum`` if ``strict``, else >=
+    ``minimum``)."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) \
@@ -108,7 +113,8 @@ def finite(x, name, minimum=None):
 
 
 def times(t, name="t", positive=False):
-    """``t`` as a float64 tensor if every time is finite and >= 0 (> 0 if ``positive``)."""
+    """``t`` as a float64 tensor if every time is finite and >= 0 (> 0 if
+    ``positive``)."""
     device = t.device if isinstance(t, torch.Tensor) else None
     t = finite(t, name).to(dtype=torch.float64, device=device)
     if bool((t <= 0).any()) if positive else bool((t < 0).any()):
@@ -118,7 +124,8 @@ def times(t, name="t", positive=False):
 
 
 def time_grid(grid, name="times"):
-    """A grid of times as float64 ``[T]``: 1-D, finite, strictly increasing, grid[0] > 0."""
+    """A grid of times as float64 ``[T]``: 1-D, finite, strictly increasing, grid[0] >
+    0."""
     grid = finite(grid, name).to(torch.float64)
     if grid.ndim != 1 or grid.numel() < 1:
         raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(grid.shape)}")
@@ -140,7 +147,8 @@ def probability_vector(p, name, tol=1e-9):
 
 
 def per_sample(v, x, name="t"):
-    """A scalar or ``[B]`` tensor ``v`` shaped to broadcast over a batch ``x`` ``[B, ...]``."""
+    """A scalar or ``[B]`` tensor ``v`` shaped to broadcast over a batch ``x`` ``[B,
+    ...]``."""
     v = torch.as_tensor(v)
     if v.ndim == 0:
         return v
@@ -159,7 +167,8 @@ def batch_shape(shape, name="shape"):
 
 
 def predict(model, x_t, t, step=None):
-    """The one checked call of a rate model: ``model(x_t, t)`` with float counts and times.
+    """The one checked call of a rate model: ``model(x_t, t)`` with float counts and
+    times.
 
     ``t`` is a scalar or ``[B]`` (expanded to ``[B]``); both go in as the default float
     dtype. The output must have x_t's shape and hold finite values >= 0, else

@@ -1,6 +1,7 @@
 """Reading and fetching dataset files (private; ``data`` re-exports the public names).
 
-The MNIST IDX parser, the CIFAR-10 tarball parser with a restricted unpickler (only numpy
+The MNIST IDX parser, the CIFAR-10 tarball parser with a restricted unpickler (only
+numpy
 arrays and plain containers load: a planted payload fails instead of running), file
 digests and the checked, atomic download of :func:`fetch`.
 """
@@ -16,7 +17,8 @@ import numpy as np
 
 
 class DownloadError(RuntimeError):
-    """A dataset file is missing and could not be downloaded (or failed its checksum)."""
+    """A dataset file is missing and could not be downloaded (or failed its
+    checksum)."""
 
 
 def read_idx(path):
@@ -55,7 +57,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def load_pickle(file):
     """Unpickle a CIFAR-style batch from an open binary ``file``: numpy arrays, dicts,
-    lists, strings and numbers only; any other global raises ``pickle.UnpicklingError``."""
+    lists, strings and numbers only; any other global raises
+    ``pickle.UnpicklingError``."""
     return _ArrayUnpickler(file, encoding="bytes").load()
 
 
@@ -86,7 +89,8 @@ def read_cifar_tarball(path):
 
 
 def file_digest(path, algorithm="md5"):
-    """Hex digest (``md5`` for downloads, ``sha256`` for shipped checkpoints) of a file, read in 1 MiB chunks."""
+    """Hex digest (``md5`` for downloads, ``sha256`` for shipped checkpoints) of a file,
+    read in 1 MiB chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -95,13 +99,15 @@ def file_digest(path, algorithm="md5"):
 
 
 def _download(url, timeout=60):
-    """The bytes behind ``url`` (the one network call of the package; tests replace it)."""
+    """The bytes behind ``url`` (the one network call of the package; tests replace
+    it)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read()
 
 
 def fetch(urls, path, md5, download=True):
-    """Make sure ``path`` exists with the given MD5, downloading it from ``urls`` if needed.
+    """Make sure ``path`` exists with the given MD5, downloading it from ``urls`` if
+    needed.
 
     The download is written to a temporary file and moved into place with ``os.replace``
     only once its checksum matches, so an interrupted download never leaves a truncated

@@ -1,13 +1,19 @@
 """Reverse-time quantities of Blackout Diffusion (Chapter 4).
 
-Run backwards, the pure-death process becomes a pure-birth process. Given the clean count
-x0, the units that died by time t (x0 - x_t of them) are born back one by one, each at rate
-p_t / (1 - p_t) with p_t = e^{-t}; over a finite step from t down to s < t each of them is
-back with probability q = (p_s - p_t) / (1 - p_t), the *binomial bridge*. Without x0, the
-reverse rate is the posterior mean of the conditional one, which is why a network only has
+Run backwards, the pure-death process becomes a pure-birth process. Given the clean
+count
+x0, the units that died by time t (x0 - x_t of them) are born back one by one, each at
+rate
+p_t / (1 - p_t) with p_t = e^{-t}; over a finite step from t down to s < t each of them
+is
+back with probability q = (p_s - p_t) / (1 - p_t), the *binomial bridge*. Without x0,
+the
+reverse rate is the posterior mean of the conditional one, which is why a network only
+has
 to predict E[x0 - x_t | x_t] (a *rate model*, see ``oracle.py`` and ``nets.py``).
 
-Time factors use ``expm1`` so they stay accurate for tiny t (t_0 is about 3e-7 at t_end = 15).
+Time factors use ``expm1`` so they stay accurate for tiny t (t_0 is about 3e-7 at t_end
+= 15).
 """
 import torch
 
@@ -25,7 +31,8 @@ def _check_pair(x_t, x0):
 
 
 def birth_factor(t):
-    """The per-unit reverse birth rate p_t / (1 - p_t) = 1 / (e^t - 1) (Eq. ch4-conditional-rate, Chapter 4).
+    """The per-unit reverse birth rate p_t / (1 - p_t) = 1 / (e^t - 1) (Eq.
+    ch4-conditional-rate, Chapter 4).
 
     ``t`` > 0 (the factor diverges at t = 0). Returns float64.
     """
@@ -42,11 +49,15 @@ def _broadcasts(a, b):
 
 
 def bridge_probability(s, t):
-    """q = (e^{-s} - e^{-t}) / (1 - e^{-t}) for 0 <= s < t (Eq. ch4-bridge-prob, Chapter 4).
+    """q = (e^{-s} - e^{-t}) / (1 - e^{-t}) for 0 <= s < t (Eq. ch4-bridge-prob, Chapter
+    4).
 
-    The probability that a unit dead at time t was still alive at time s, given that it was
-    alive at time 0. q = 1 at s = 0. Computed as e^{-s} (1 - e^{-(t-s)}) / (1 - e^{-t}) with
-    ``expm1``, accurate for tiny steps and tiny t. ``s`` and ``t`` broadcast; returns float64.
+    The probability that a unit dead at time t was still alive at time s, given that it
+    was
+    alive at time 0. q = 1 at s = 0. Computed as e^{-s} (1 - e^{-(t-s)}) / (1 - e^{-t})
+    with
+    ``expm1``, accurate for tiny steps and tiny t. ``s`` and ``t`` broadcast; returns
+    float64.
     """
     s, t = _checks.times(s, "s"), _checks.times(t)
     if not _broadcasts(s, t):
@@ -59,9 +70,11 @@ def bridge_probability(s, t):
 
 
 def conditional_birth_rate(x_t, x0, t):
-    """Reverse birth rate given x0: (x0 - x_t) e^{-t} / (1 - e^{-t}) (Eq. ch4-conditional-rate, Chapter 4).
+    """Reverse birth rate given x0: (x0 - x_t) e^{-t} / (1 - e^{-t}) (Eq.
+    ch4-conditional-rate, Chapter 4).
 
-    ``x_t``, ``x0``: count tensors ``[B, ...]`` with x_t <= x0; ``t`` > 0, a scalar or ``[B]``.
+    ``x_t``, ``x0``: count tensors ``[B, ...]`` with x_t <= x0; ``t`` > 0, a scalar or
+    ``[B]``.
     Returns float64 rates of the jump x_t -> x_t + 1 in each pixel.
     """
     _check_pair(x_t, x0)
@@ -70,10 +83,12 @@ def conditional_birth_rate(x_t, x0, t):
 
 
 def marginal_birth_rate(model, x_t, t):
-    """Reverse birth rate without x0: p_t/(1-p_t) E[x0 - x_t | x_t] (Eq. ch4-marginal-rate, Chapter 4).
+    """Reverse birth rate without x0: p_t/(1-p_t) E[x0 - x_t | x_t] (Eq.
+    ch4-marginal-rate, Chapter 4).
 
     The conditional rate is linear in x0, so its posterior mean is the same formula with
-    x0 - x_t replaced by its posterior mean, which a rate model ``model(x_t, t)`` (an exact
+    x0 - x_t replaced by its posterior mean, which a rate model ``model(x_t, t)`` (an
+    exact
     ``oracle.Oracle`` or a trained network) supplies. ``t`` > 0, a scalar or ``[B]``.
     Returns float64 rates, the shape of ``x_t``.
     """
@@ -83,7 +98,8 @@ def marginal_birth_rate(model, x_t, t):
 
 
 def sample_bridge(x_t, x0, s, t, generator=None):
-    """Exact reverse step given x0: x_s = x_t + Binomial(x0 - x_t, q(s, t)) (Eq. ch4-bridge, Chapter 4).
+    """Exact reverse step given x0: x_s = x_t + Binomial(x0 - x_t, q(s, t)) (Eq.
+    ch4-bridge, Chapter 4).
 
     Each of the x0 - x_t dead units is independently alive again at time s < t with
     probability ``bridge_probability(s, t)``. ``s``, ``t``: scalars or ``[B]``. Runs on
@@ -98,10 +114,13 @@ def sample_bridge(x_t, x0, s, t, generator=None):
 
 
 def step_probabilities(times):
-    """Bridge probabilities q_k = (p_{k-1} - p_k) / (1 - p_k) of the steps t_k -> t_{k-1}, t_{-1} = 0 (Eq. ch4-bridge-prob, Chapter 4).
+    """Bridge probabilities q_k = (p_{k-1} - p_k) / (1 - p_k) of the steps t_k ->
+    t_{k-1}, t_{-1} = 0 (Eq. ch4-bridge-prob, Chapter 4).
 
-    ``times``: an increasing grid: 1-D, finite, strictly increasing, times[0] > 0. q_0 = 1: the last step, down to
-    t = 0, brings back every unit still missing. Returns float64 ``[T]`` on the grid's device.
+    ``times``: an increasing grid: 1-D, finite, strictly increasing, times[0] > 0. q_0 =
+    1: the last step, down to
+    t = 0, brings back every unit still missing. Returns float64 ``[T]`` on the grid's
+    device.
     """
     times = _checks.time_grid(times)
     previous = torch.cat([times.new_zeros(1), times[:-1]])

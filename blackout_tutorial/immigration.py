@@ -1,4 +1,5 @@
-"""Birth-death with immigration: a blackout variant whose noise is Poisson, not black (Chapter 11).
+"""Birth-death with immigration: a blackout variant whose noise is Poisson, not black
+(Chapter 11).
 
 Every unit still dies at rate 1, and new units now arrive at a constant rate lambda
 (immigration). The master equation is
@@ -6,7 +7,8 @@ Every unit still dies at rate 1, and new units now arrive at a constant rate lam
     dP(n)/dt = lambda P(n-1) + (n+1) P(n+1) - (lambda + n) P(n),
 
 and its solution from n0 is the sum of two independent parts: the survivors of the n0
-original units, Binomial(n0, e^{-t}), and the immigrants still alive, Poisson(lambda (1 - e^{-t})).
+original units, Binomial(n0, e^{-t}), and the immigrants still alive, Poisson(lambda (1
+- e^{-t})).
 As t grows the survivors vanish and the law tends to Poisson(lambda), the stationary
 distribution: generation starts from Poisson noise instead of the black image.
 
@@ -16,7 +18,8 @@ immigrants i = n - s makes the reverse rates linear again (derived in Chapter 11
     up   (n -> n+1): p/(1-p) E[x0 - s | n] + lambda (1 - p)
     down (n -> n-1): E[i | n] / (1 - p),
 
-with p = e^{-t}: a network would regress two scalars per pixel, E[x0 - s | n] and E[i | n].
+with p = e^{-t}: a network would regress two scalars per pixel, E[x0 - s | n] and E[i |
+n].
 """
 import torch
 
@@ -28,11 +31,15 @@ def _check_rate(lam):
 
 
 def generator_matrix(n_max, lam):
-    """Generator Q of birth-death with immigration on {0..n_max}: dP/dt = Q @ P (Eq. ch11-immigration-master, Chapter 11).
+    """Generator Q of birth-death with immigration on {0..n_max}: dP/dt = Q @ P (Eq.
+    ch11-immigration-master, Chapter 11).
 
-    Q[n+1, n] = lambda (an arrival), Q[n-1, n] = n (a death), columns sum to 0. The state
-    space is truncated at n_max: arrivals from n_max are dropped, which changes the law by
-    about P(n_max) and is negligible once n_max is several sqrt(lambda) above lambda + n0.
+    Q[n+1, n] = lambda (an arrival), Q[n-1, n] = n (a death), columns sum to 0. The
+    state
+    space is truncated at n_max: arrivals from n_max are dropped, which changes the law
+    by
+    about P(n_max) and is negligible once n_max is several sqrt(lambda) above lambda +
+    n0.
     float64.
     """
     n_max, lam = _checks.count(n_max, "n_max"), _check_rate(lam)
@@ -43,7 +50,8 @@ def generator_matrix(n_max, lam):
 
 
 def solve_master_equation(p0, times, lam):
-    """P(t) = exp(Q t) P(0) on the truncated space {0..len(p0)-1} (Eq. ch11-immigration-master, Chapter 11).
+    """P(t) = exp(Q t) P(0) on the truncated space {0..len(p0)-1} (Eq.
+    ch11-immigration-master, Chapter 11).
 
     Returns ``[len(times), len(p0)]`` float64.
     """
@@ -54,21 +62,25 @@ def solve_master_equation(p0, times, lam):
 
 
 def poisson_pmf(mean, n_max):
-    """Poisson(mean) probabilities of n = 0..n_max, last dim; ``mean`` broadcasts (Chapter 11). float64."""
+    """Poisson(mean) probabilities of n = 0..n_max, last dim; ``mean`` broadcasts
+    (Chapter 11). float64."""
     mean = torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1)
     n = torch.arange(n_max + 1, dtype=torch.float64)
     return torch.exp(torch.xlogy(n, mean) - mean - torch.lgamma(n + 1))
 
 
 def stationary_pmf(lam, n_max):
-    """The stationary law Poisson(lambda) on 0..n_max (Eq. ch11-immigration-stationary, Chapter 11)."""
+    """The stationary law Poisson(lambda) on 0..n_max (Eq. ch11-immigration-stationary,
+    Chapter 11)."""
     return poisson_pmf(_check_rate(lam), n_max)
 
 
 def marginal_pmf(n0, t, lam, n_max):
-    """P(n_t = n | n0) = (Binomial(n0, e^{-t}) * Poisson(lambda (1 - e^{-t})))(n), n = 0..n_max (Eq. ch11-immigration-marginal, Chapter 11).
+    """P(n_t = n | n0) = (Binomial(n0, e^{-t}) * Poisson(lambda (1 - e^{-t})))(n), n =
+    0..n_max (Eq. ch11-immigration-marginal, Chapter 11).
 
-    The convolution of the survivors' and the immigrants' laws; ``n0`` is one count, ``t``
+    The convolution of the survivors' and the immigrants' laws; ``n0`` is one count,
+    ``t``
     a scalar or a tensor of times. Returns float64 ``[*t.shape, n_max + 1]``.
     """
     n0, n_max, lam = _checks.count(n0, "n0"), _checks.count(n_max, "n_max"), _check_rate(lam)
@@ -83,10 +95,12 @@ def marginal_pmf(n0, t, lam, n_max):
 
 
 def sample_forward(x0, t, lam, generator=None):
-    """Exact x_t = Binomial(x0, e^{-t}) + Poisson(lambda (1 - e^{-t})), elementwise (Eq. ch11-immigration-marginal, Chapter 11).
+    """Exact x_t = Binomial(x0, e^{-t}) + Poisson(lambda (1 - e^{-t})), elementwise (Eq.
+    ch11-immigration-marginal, Chapter 11).
 
     Returns ``(x_t, survivors)``: the survivors s_t are the latent part a network's
-    training target needs (x0 - s_t and i_t = x_t - s_t). ``t`` as in ``process.sample_forward``.
+    training target needs (x0 - s_t and i_t = x_t - s_t). ``t`` as in
+    ``process.sample_forward``.
     """
     lam = _check_rate(lam)
     survivors = process.sample_forward(x0, t, generator=generator)
@@ -97,9 +111,11 @@ def sample_forward(x0, t, lam, generator=None):
 
 
 def latent_posterior_means(n, x0, t, lam):
-    """E[x0 - s | n_t = n, x0] and E[i | n_t = n, x0] for one clean count ``x0`` (Chapter 11).
+    """E[x0 - s | n_t = n, x0] and E[i | n_t = n, x0] for one clean count ``x0``
+    (Chapter 11).
 
-    s ~ Binomial(x0, p) survivors and i ~ Poisson(lambda (1 - p)) immigrants, conditioned on
+    s ~ Binomial(x0, p) survivors and i ~ Poisson(lambda (1 - p)) immigrants,
+    conditioned on
     s + i = n. ``n``: counts (any shape); ``x0`` a count, ``t`` > 0 a scalar. Returns
     float64 ``(dead_mean, immigrant_mean)`` of ``n``'s shape.
     """
@@ -121,10 +137,13 @@ def latent_posterior_means(n, x0, t, lam):
 
 
 def reverse_rates(dead_mean, immigrant_mean, t, lam):
-    """Reverse-time jump rates from posterior means (Eq. ch11-immigration-reverse, Chapter 11).
+    """Reverse-time jump rates from posterior means (Eq. ch11-immigration-reverse,
+    Chapter 11).
 
-    up (n -> n+1) = p/(1-p) dead_mean + lambda (1 - p), down (n -> n-1) = immigrant_mean / (1 - p),
-    p = e^{-t}, t > 0 a scalar. With lambda = 0 and no immigrants this is the blackout rate
+    up (n -> n+1) = p/(1-p) dead_mean + lambda (1 - p), down (n -> n-1) = immigrant_mean
+    / (1 - p),
+    p = e^{-t}, t > 0 a scalar. With lambda = 0 and no immigrants this is the blackout
+    rate
     of Chapter 4. Returns float64 ``(up, down)``.
     """
     lam = _check_rate(lam)
@@ -136,12 +155,17 @@ def reverse_rates(dead_mean, immigrant_mean, t, lam):
 
 
 def sample_reverse(data_probs, lam, times, n_paths, generator=None):
-    """Generate one-pixel counts by running the chain backwards from Poisson(lambda) noise (Chapter 11).
+    """Generate one-pixel counts by running the chain backwards from Poisson(lambda)
+    noise (Chapter 11).
 
-    ``data_probs``: the data law over x0 = 0..K (float ``[K + 1]``); ``times``: increasing
-    grid, the chain starts at ``times[-1]`` from the stationary Poisson(lambda) and steps
-    down to ``times[0]``, then to t = 0 with one last step. Each step from t to s < t draws
-    up ~ Poisson(rate_up dt) and down ~ Poisson(rate_down dt) with the exact marginal reverse
+    ``data_probs``: the data law over x0 = 0..K (float ``[K + 1]``); ``times``:
+    increasing
+    grid, the chain starts at ``times[-1]`` from the stationary Poisson(lambda) and
+    steps
+    down to ``times[0]``, then to t = 0 with one last step. Each step from t to s < t
+    draws
+    up ~ Poisson(rate_up dt) and down ~ Poisson(rate_down dt) with the exact marginal
+    reverse
     rates, rate(n -> m) = W(m -> n) P_t(m) / P_t(n) (tau-leaping, Chapter 6); counts are
     clipped at 0. Returns long ``[n_paths]``.
     """

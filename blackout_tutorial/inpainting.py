@@ -1,4 +1,5 @@
-"""Inpainting with an unconditional Blackout model: clamp the observed pixels (Chapter 11).
+"""Inpainting with an unconditional Blackout model: clamp the observed pixels (Chapter
+11).
 
 Some pixels of an image are known (``mask`` True), the rest are to be generated. The
 reverse sampler runs as usual (Chapter 6), but after every step the observed pixels are
@@ -8,11 +9,15 @@ trained on, and its guesses for the missing pixels condition on them.
 
 Two ways to draw the observed pixels' noisy values:
 
-* ``"bridge"`` (default): one exact forward path, drawn backwards: x_{t_end} ~ Binomial(x_obs,
+* ``"bridge"`` (default): one exact forward path, drawn backwards: x_{t_end} ~
+Binomial(x_obs,
   e^{-t_end}), then x_s = x_t + Binomial(x_obs - x_t, q(s, t)) (the binomial bridge of
-  Chapter 4). Counts only grow, as on a real reverse path, and every x_t ~ Binomial(x_obs, e^{-t}).
-* ``"independent"``: a fresh x_t ~ Binomial(x_obs, e^{-t}) at each step (``process.sample_forward``),
-  the replacement trick of score-based inpainting; the same marginals, but a path that can
+  Chapter 4). Counts only grow, as on a real reverse path, and every x_t ~
+  Binomial(x_obs, e^{-t}).
+* ``"independent"``: a fresh x_t ~ Binomial(x_obs, e^{-t}) at each step
+(``process.sample_forward``),
+  the replacement trick of score-based inpainting; the same marginals, but a path that
+  can
   lose units between steps.
 
 Either way the observed pixels equal ``x_obs`` at t = 0 exactly.
@@ -28,13 +33,15 @@ OBSERVED_PATHS = ("bridge", "independent")
 
 def inpaint(model, x_obs, mask, times, method="tau_leaping", n_max=255, observed_path="bridge",
             generator=None, rounding="stochastic"):
-    """Generate the unobserved pixels of ``x_obs`` (where ``mask`` is False) (Chapter 11).
+    """Generate the unobserved pixels of ``x_obs`` (where ``mask`` is False) (Chapter
+    11).
 
     ``model``: a rate model; ``x_obs``: counts ``[B, ...]`` (values under ``~mask`` are
     ignored); ``mask``: bool, True where observed; ``times``: increasing grid as in
     ``sampling.sample``; ``method``: ``tau_leaping`` or ``binomial_bridge``;
     ``observed_path``: ``bridge`` or ``independent`` (module docstring). Runs
-    ``sampling.reverse_steps`` on x_obs's device, clamping the observed pixels after every
+    ``sampling.reverse_steps`` on x_obs's device, clamping the observed pixels after
+    every
     step; returns long counts with ``result[mask] == x_obs[mask]``.
     """
     _checks.one_of(method, METHODS, "method")
@@ -64,9 +71,11 @@ def _check_inputs(x_obs, mask, n_max):
 
 
 def box_mask(shape, top, left, height, width, observed=True):
-    """A bool mask ``shape`` [B, C, H, W] that is ``observed`` inside a box and the opposite outside (Chapter 11).
+    """A bool mask ``shape`` [B, C, H, W] that is ``observed`` inside a box and the
+    opposite outside (Chapter 11).
 
-    ``observed=False`` hides the box (inpaint a hole); ``observed=True`` shows only the box
+    ``observed=False`` hides the box (inpaint a hole); ``observed=True`` shows only the
+    box
     (outpaint around it).
     """
     if len(shape) != 4:

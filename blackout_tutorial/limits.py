@@ -1,17 +1,23 @@
 """The large-count limit of blackout: a square-root (Feller) diffusion (Chapter 11).
 
-Write a pixel's count as x = n / Omega, a fraction of a large "system size" Omega. Each of
-the n = Omega x units dies at rate 1, so x jumps down by 1/Omega at total rate Omega x. The
+Write a pixel's count as x = n / Omega, a fraction of a large "system size" Omega. Each
+of
+the n = Omega x units dies at rate 1, so x jumps down by 1/Omega at total rate Omega x.
+The
 Kramers-Moyal expansion keeps the first two jump moments,
 
     drift      A(x) = (Omega x)(-1/Omega)    = -x,
     diffusion  B(x) = (Omega x)(1/Omega)^2   = x / Omega,
 
-and gives the Ito SDE dx = -x dt + sqrt(x / Omega) dW: a Feller square-root diffusion (the
-Cox-Ingersoll-Ross process with zero mean level). Its noise vanishes with the signal, unlike
+and gives the Ito SDE dx = -x dt + sqrt(x / Omega) dW: a Feller square-root diffusion
+(the
+Cox-Ingersoll-Ross process with zero mean level). Its noise vanishes with the signal,
+unlike
 the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW behind Gaussian diffusion, whose
-noise is the same everywhere. This module simulates both with Euler-Maruyama and samples the
-Feller diffusion exactly (a Poisson mixture of Gamma laws) to show the binomial marginals of
+noise is the same everywhere. This module simulates both with Euler-Maruyama and samples
+the
+Feller diffusion exactly (a Poisson mixture of Gamma laws) to show the binomial
+marginals of
 blackout approach it as Omega grows.
 """
 import math
@@ -31,9 +37,11 @@ def _positive(value, name):
 
 
 def feller_moments(x0, t, omega):
-    """Mean x0 e^{-t} and variance x0 e^{-t} (1 - e^{-t}) / Omega of the Feller limit (Eq. ch11-moments, Chapter 11).
+    """Mean x0 e^{-t} and variance x0 e^{-t} (1 - e^{-t}) / Omega of the Feller limit
+    (Eq. ch11-moments, Chapter 11).
 
-    They equal the mean and variance of n_t / Omega with n_t ~ Binomial(Omega x0, e^{-t})
+    They equal the mean and variance of n_t / Omega with n_t ~ Binomial(Omega x0,
+    e^{-t})
     exactly, for every Omega: the first two moments of blackout are already "diffusive".
     ``x0`` and ``t`` broadcast; returns ``(mean, variance)`` as float64 tensors.
     """
@@ -44,9 +52,11 @@ def feller_moments(x0, t, omega):
 
 
 def ou_moments(x0, t):
-    """Mean x0 e^{-t} and variance 1 - e^{-2t} of the OU process dx = -x dt + sqrt(2) dW (Eq. ch11-ou, Chapter 11).
+    """Mean x0 e^{-t} and variance 1 - e^{-2t} of the OU process dx = -x dt + sqrt(2) dW
+    (Eq. ch11-ou, Chapter 11).
 
-    The variance-preserving process of Gaussian diffusion: the same mean as blackout, but a
+    The variance-preserving process of Gaussian diffusion: the same mean as blackout,
+    but a
     variance that does not depend on x0 and tends to 1 (white noise), not to 0 (black).
     """
     t, x0 = _checks.times(t), _checks.finite(x0, "x0").to(torch.float64)
@@ -56,10 +66,13 @@ def ou_moments(x0, t):
 
 
 def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
-    """Euler-Maruyama paths of dx = drift(x) dt + diffusion(x) dW (Eq. ch11-euler-maruyama, Chapter 11).
+    """Euler-Maruyama paths of dx = drift(x) dt + diffusion(x) dW (Eq.
+    ch11-euler-maruyama, Chapter 11).
 
-    ``x0``: starting values ``[...]`` (one path per element); ``drift`` and ``diffusion``
-    map a tensor of states to a tensor of the same shape. Returns ``(times [n_steps + 1],
+    ``x0``: starting values ``[...]`` (one path per element); ``drift`` and
+    ``diffusion``
+    map a tensor of states to a tensor of the same shape. Returns ``(times [n_steps +
+    1],
     paths [n_steps + 1, ...])`` in x0's dtype (at least float32) on x0's device.
     """
     _check_start(x0)
@@ -77,10 +90,13 @@ def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
 
 
 def simulate_feller(x0, omega, t_end, n_steps, generator=None):
-    """Euler-Maruyama for the blackout limit dx = -x dt + sqrt(x / Omega) dW (Eq. ch11-feller-sde, Chapter 11).
+    """Euler-Maruyama for the blackout limit dx = -x dt + sqrt(x / Omega) dW (Eq.
+    ch11-feller-sde, Chapter 11).
 
-    Full-truncation scheme: drift and noise use max(x, 0), so a step that overshoots below 0
-    (Euler's error, not the process's: the exact path stops at 0) cannot take a square root
+    Full-truncation scheme: drift and noise use max(x, 0), so a step that overshoots
+    below 0
+    (Euler's error, not the process's: the exact path stops at 0) cannot take a square
+    root
     of a negative number; the returned paths are clipped at 0 for the same reason.
     Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
     """
@@ -92,20 +108,24 @@ def simulate_feller(x0, omega, t_end, n_steps, generator=None):
 
 
 def simulate_ou(x0, t_end, n_steps, generator=None):
-    """Euler-Maruyama for the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW (Eq. ch11-ou, Chapter 11).
+    """Euler-Maruyama for the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW (Eq.
+    ch11-ou, Chapter 11).
 
     The forward SDE of variance-preserving Gaussian diffusion (beta = 2): additive noise
-    whose size ignores the state. Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
+    whose size ignores the state. Returns ``(times [n_steps + 1], paths [n_steps + 1,
+    ...])``.
     """
     return euler_maruyama(x0, lambda x: -x, lambda x: torch.full_like(x, math.sqrt(2.0)),
                           t_end, n_steps, generator)
 
 
 def sample_feller(x0, t, omega, generator=None):
-    """Exact draw of the Feller diffusion at time ``t``: Gamma(N, 1/c) with N ~ Poisson(c x0 e^{-t}) (Eq. ch11-feller-exact, Chapter 11).
+    """Exact draw of the Feller diffusion at time ``t``: Gamma(N, 1/c) with N ~
+    Poisson(c x0 e^{-t}) (Eq. ch11-feller-exact, Chapter 11).
 
     c = 2 Omega / (1 - e^{-t}). This is the noncentral chi-square transition of the CIR
-    process with zero degrees of freedom: with probability exp(-c x0 e^{-t}) the path has
+    process with zero degrees of freedom: with probability exp(-c x0 e^{-t}) the path
+    has
     been absorbed at 0 (N = 0). ``t`` > 0 is a float; returns float64 of x0's shape.
     """
     omega, t = _positive(omega, "omega"), _positive(t, "t")
@@ -120,7 +140,8 @@ def sample_feller(x0, t, omega, generator=None):
 def standard_gamma(shape, generator=None):
     """Gamma(shape, 1) draws for every ``shape`` >= 1, elementwise (Chapter 11).
 
-    Marsaglia and Tsang's squeeze method, vectorised: propose d v with v = (1 + z / sqrt(9d))^3,
+    Marsaglia and Tsang's squeeze method, vectorised: propose d v with v = (1 + z /
+    sqrt(9d))^3,
     d = shape - 1/3, z normal, and redraw the rejected elements (about 1-5% per round).
     Unlike ``torch.distributions.Gamma`` it takes a ``generator``.
     """
@@ -142,10 +163,12 @@ def standard_gamma(shape, generator=None):
 
 
 def extinction_probability(x0, t, omega):
-    """P(x_t = 0) in the Feller limit, exp(-2 Omega x0 e^{-t} / (1 - e^{-t})) (Eq. ch11-extinction, Chapter 11).
+    """P(x_t = 0) in the Feller limit, exp(-2 Omega x0 e^{-t} / (1 - e^{-t})) (Eq.
+    ch11-extinction, Chapter 11).
 
     Blackout itself has P(n_t = 0) = (1 - e^{-t})^{Omega x0}; for small e^{-t} the two
-    differ by a factor 2 in the exponent: the diffusion limit gets the means and variances
+    differ by a factor 2 in the exponent: the diffusion limit gets the means and
+    variances
     right but not the probability of the last unit dying (a large deviation).
     """
     omega, t = _positive(omega, "omega"), _positive(t, "t")

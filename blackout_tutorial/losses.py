@@ -1,12 +1,16 @@
 """The training loss and the ELBO of Blackout Diffusion (Chapters 5 and 10).
 
-Training: draw a time index k uniformly, fade x0 to x_t ~ Binomial(x0, e^{-t_k}), and score
+Training: draw a time index k uniformly, fade x0 to x_t ~ Binomial(x0, e^{-t_k}), and
+score
 the rate model's guess y_hat of the dead units y = x0 - x_t with the Poisson-type loss
-y_hat - y log y_hat. Its minimiser is E[y | x_t] (it is the Bregman divergence of u log u up
+y_hat - y log y_hat. Its minimiser is E[y | x_t] (it is the Bregman divergence of u log
+u up
 to terms free of y_hat), so the network learns exactly what the reverse rate needs.
 
-Likelihood (derived in Chapter 5, not in the paper): with the exact binomial bridge as the
-forward posterior and the model kernel x_{k-1} = x_k + Poisson(y_hat q_k), every step of the
+Likelihood (derived in Chapter 5, not in the paper): with the exact binomial bridge as
+the
+forward posterior and the model kernel x_{k-1} = x_k + Poisson(y_hat q_k), every step of
+the
 discrete-time ELBO is KL(Binomial(y, q_k) || Poisson(y_hat q_k)) = c_k(y) + q_k * loss,
 an exact finite sum because y <= n_max.
 """
@@ -24,8 +28,10 @@ EPS = 1e-12
 def poisson_loss(y_hat, y):
     """Elementwise y_hat - y log y_hat (Eq. ch5-loss, Chapter 5).
 
-    The Poisson negative log-likelihood of y under mean y_hat, up to log y!. Its expectation
-    over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at ``EPS`` inside the
+    The Poisson negative log-likelihood of y under mean y_hat, up to log y!. Its
+    expectation
+    over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at ``EPS``
+    inside the
     log only. ``y_hat`` and ``y`` must have the same shape.
     """
     if y_hat.shape != y.shape:
@@ -40,11 +46,14 @@ def _check_batch(x0, n_max=None):
 
 
 def blackout_loss_terms(model, x0, times, weights, generator=None):
-    """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq. ch5-loss, Chapter 5).
+    """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq.
+    ch5-loss, Chapter 5).
 
     For each image: k ~ Uniform{0..T-1}, t = times[k], x_t ~ Binomial(x0, e^{-t}),
-    y = x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``) carry the
-    factor T of the uniform draw, so the mean over the batch is an unbiased estimate of the
+    y = x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``)
+    carry the
+    factor T of the uniform draw, so the mean over the batch is an unbiased estimate of
+    the
     weighted sum over time. ``generator`` must live on x0's device.
     """
     _check_batch(x0)
@@ -62,15 +71,19 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
 
 
 def blackout_loss(model, x0, times, weights, generator=None):
-    """Scalar training loss: the batch mean of ``blackout_loss_terms`` (Eq. ch5-loss, Chapter 5)."""
+    """Scalar training loss: the batch mean of ``blackout_loss_terms`` (Eq. ch5-loss,
+    Chapter 5)."""
     return blackout_loss_terms(model, x0, times, weights, generator).mean()
 
 
 def _step_constants(q, n_max):
-    """c(y) = ln y! - E_{m~Bin(y,1-q)}[ln m!] + y (1-q) ln(1-q) for y = 0..n_max (Eq. ch5-kl-split, Chapter 5).
+    """c(y) = ln y! - E_{m~Bin(y,1-q)}[ln m!] + y (1-q) ln(1-q) for y = 0..n_max (Eq.
+    ch5-kl-split, Chapter 5).
 
-    With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m counts
-    the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU (it is tiny).
+    With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m
+    counts
+    the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU (it is
+    tiny).
     """
     q = torch.tensor(float(q), dtype=torch.float64)
     r = 1 - q
@@ -85,9 +98,11 @@ def _step_constants(q, n_max):
 
 
 def kl_binomial_poisson(y, q, y_hat, n_max):
-    """Exact KL(Binomial(y, q) || Poisson(y_hat q)) elementwise, in nats (Eq. ch5-kl-split, Chapter 5).
+    """Exact KL(Binomial(y, q) || Poisson(y_hat q)) elementwise, in nats (Eq.
+    ch5-kl-split, Chapter 5).
 
-    ``y``: counts in 0..n_max; ``q`` in (0, 1] (a float); ``y_hat`` >= 0, clamped at ``EPS``
+    ``y``: counts in 0..n_max; ``q`` in (0, 1] (a float); ``y_hat`` >= 0, clamped at
+    ``EPS``
     (the model kernel then uses the clamped rate too, so the value is still a true KL).
     Returns float64.
     """
@@ -101,24 +116,30 @@ def kl_binomial_poisson(y, q, y_hat, n_max):
 
 def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None, prior_count=None,
                   generator=None):
-    """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq. ch5-elbo, Chapter 5).
+    """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq.
+    ch5-elbo, Chapter 5).
 
-    Generative model: x_{T-1} ~ Poisson(prior_count * p_end) per pixel at t_end = times[-1],
-    then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the last step (q_0 = 1)
+    Generative model: x_{T-1} ~ Poisson(prior_count * p_end) per pixel at t_end =
+    times[-1],
+    then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the last step (q_0
+    = 1)
     landing at t = 0. Forward posterior: the binomial bridge. Hence
 
         -ELBO = KL(Bin(x0, p_end) || Poisson(prior_count p_end))
                 + sum_k E_{x_{t_k}} KL(Bin(x0 - x_{t_k}, q_k) || Poisson(y_hat q_k)),
 
     each KL an exact finite sum (``kl_binomial_poisson``); the k = 0 term is the
-    reconstruction -ln Poisson(x0 - x_{t_0}; y_hat). The prior is the model kernel of a step
-    from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a mid-grey
+    reconstruction -ln Poisson(x0 - x_{t_0}; y_hat). The prior is the model kernel of a
+    step
+    from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a
+    mid-grey
     pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from the data.
     Each term's expectation over x_{t_k} uses one forward draw per image.
 
     ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices (shared by the
     batch) from ``step_probs`` (uniform by default) with replacement and returns the
-    importance-weighted mean sum_i term_{k_i} / (m pi_{k_i}): unbiased, m model calls instead of T.
+    importance-weighted mean sum_i term_{k_i} / (m pi_{k_i}): unbiased, m model calls
+    instead of T.
     """
     n_max = _checks.positive_int(n_max, "n_max")
     _check_batch(x0, n_max)
@@ -142,7 +163,8 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None, prior_
 
 
 def _choose_terms(T, n_terms, step_probs, generator):
-    """Term indices and weights: all T with weight 1, or m draws from pi with weight 1/(m pi_k)."""
+    """Term indices and weights: all T with weight 1, or m draws from pi with weight
+    1/(m pi_k)."""
     if n_terms is None:
         if step_probs is not None:
             raise ValueError("step_probs needs n_terms (the full sum uses every term once)")
@@ -159,7 +181,8 @@ def _choose_terms(T, n_terms, step_probs, generator):
 
 def elbo_bits_per_dim(model, x0, times, n_max, n_terms=None, step_probs=None, prior_count=None,
                       generator=None):
-    """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x channels (Eq. ch10-bpd, Chapter 10).
+    """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x
+    channels (Eq. ch10-bpd, Chapter 10).
 
     Same arguments as ``negative_elbo``. Nobody has reported this number for Blackout
     Diffusion: Chapter 10 compares it with Gaussian and discrete diffusion models.

@@ -1,15 +1,21 @@
 """An exact rate model for a finite data distribution (Chapters 4-6).
 
-When the data are K known images x0^(1..K) with probabilities pi_k, Bayes' rule gives the
-posterior over them exactly: pixels are independent given x0 and each is Binomial(x0, p_t),
+When the data are K known images x0^(1..K) with probabilities pi_k, Bayes' rule gives
+the
+posterior over them exactly: pixels are independent given x0 and each is Binomial(x0,
+p_t),
 so
 
     log P(x_t | x0^(k)) = sum_pixels log Binomial(x_t; x0^(k), e^{-t}),
 
-which is -inf as soon as one pixel has x_t > x0^(k) (units never come back in the forward
-process). The posterior mean E[x0 - x_t | x_t] is then the *optimal* rate model, the target a
-network trained with the blackout loss tries to reach. Every sampler in the book is checked
-against it. Work is done in float64 and log space (``logsumexp``) so tiny e^{-t} and 255-unit
+which is -inf as soon as one pixel has x_t > x0^(k) (units never come back in the
+forward
+process). The posterior mean E[x0 - x_t | x_t] is then the *optimal* rate model, the
+target a
+network trained with the blackout loss tries to reach. Every sampler in the book is
+checked
+against it. Work is done in float64 and log space (``logsumexp``) so tiny e^{-t} and
+255-unit
 pixels do not underflow.
 """
 import math
@@ -20,7 +26,8 @@ from blackout_tutorial import _checks
 
 
 def toy_distribution():
-    """Five 3x3 count patterns (counts 0..4) and their probabilities: the toy data of Chapters 5-6.
+    """Five 3x3 count patterns (counts 0..4) and their probabilities: the toy data of
+    Chapters 5-6.
 
     Returns ``(support [5, 1, 3, 3] long, probs [5] float64)``.
     """
@@ -36,12 +43,17 @@ def toy_distribution():
 
 
 class Oracle:
-    """Exact rate model ``(x_t, t) -> E[x0 - x_t | x_t]`` for data ``support`` with ``probs`` (Eq. ch4-loglik, Chapter 4).
+    """Exact rate model ``(x_t, t) -> E[x0 - x_t | x_t]`` for data ``support`` with
+    ``probs`` (Eq. ch4-loglik, Chapter 4).
 
-    ``support``: K distinct count images ``[K, ...]``; ``probs``: ``[K]``, non-negative, summing
-    to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B, ...]`` (any float
-    or integer dtype), ``t`` a scalar or ``[B]``; returns ``x_t``'s float dtype. For an x_t
-    that no support image can produce (possible off-grid with tau-leaping), the posterior is
+    ``support``: K distinct count images ``[K, ...]``; ``probs``: ``[K]``, non-negative,
+    summing
+    to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B, ...]`` (any
+    float
+    or integer dtype), ``t`` a scalar or ``[B]``; returns ``x_t``'s float dtype. For an
+    x_t
+    that no support image can produce (possible off-grid with tau-leaping), the
+    posterior is
     empty and the oracle predicts 0: no further births.
     """
 
@@ -71,11 +83,14 @@ class Oracle:
         return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
 
     def _tables(self, device):
-        """Per (pixel, value) tables over the support, ``[D (n_max+2), 2K]``, and the flat support ``[K, D]``.
+        """Per (pixel, value) tables over the support, ``[D (n_max+2), 2K]``, and the
+        flat support ``[K, D]``.
 
-        Columns 0..K-1 hold ln C(x0_kd, v), columns K..2K-1 flag v > x0_kd (impossible); value
+        Columns 0..K-1 hold ln C(x0_kd, v), columns K..2K-1 flag v > x0_kd (impossible);
+        value
         n_max + 1 stands for every count above the support's maximum. With x_t one-hot
-        encoded, one matrix product sums both over pixels: the binomial coefficients are the
+        encoded, one matrix product sums both over pixels: the binomial coefficients are
+        the
         only part of the likelihood that mixes x_t and x0 pixel by pixel.
         """
         if self._cache is None or self._cache[0].device != device:
@@ -90,10 +105,13 @@ class Oracle:
         return self._cache
 
     def log_likelihood(self, x_t, t):
-        """log P(x_t | x0^(k)) for every image k: a sum of log binomial pmfs, ``[B, K]`` (Eq. ch4-loglik, Chapter 4).
+        """log P(x_t | x0^(k)) for every image k: a sum of log binomial pmfs, ``[B, K]``
+        (Eq. ch4-loglik, Chapter 4).
 
-        sum_d ln C(x0_kd, x_d) + S ln p + (S_k - S) ln(1 - p), S = sum_d x_d, S_k = sum_d x0_kd;
-        -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K): meant for toys.
+        sum_d ln C(x0_kd, x_d) + S ln p + (S_k - S) ln(1 - p), S = sum_d x_d, S_k =
+        sum_d x0_kd;
+        -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K): meant for
+        toys.
         """
         x = self._flatten(x_t)
         t = _checks.times(t).to(x.device)
@@ -110,7 +128,8 @@ class Oracle:
         return torch.where(summed[:, k:] > 0, -math.inf, log_lik)
 
     def posterior(self, x_t, t):
-        """P(x0 = x0^(k) | x_t) by Bayes' rule, ``[B, K]``; an all-zero row where x_t is impossible (Chapter 4)."""
+        """P(x0 = x0^(k) | x_t) by Bayes' rule, ``[B, K]``; an all-zero row where x_t is
+        impossible (Chapter 4)."""
         log_joint = self.log_likelihood(x_t, t) + torch.log(self.probs.to(x_t.device))
         log_evidence = torch.logsumexp(log_joint, dim=1, keepdim=True)
         possible = torch.isfinite(log_evidence)
@@ -126,20 +145,24 @@ class Oracle:
         return gap.reshape(x_t.shape).to(dtype)
 
     def entropy(self):
-        """Exact entropy of the data distribution, H = -sum_k pi_k ln pi_k, in nats (Chapter 6)."""
+        """Exact entropy of the data distribution, H = -sum_k pi_k ln pi_k, in nats
+        (Chapter 6)."""
         return float(-torch.xlogy(self.probs, self.probs).sum())
 
     def entropy_bits_per_dim(self):
-        """The entropy in bits per pixel, H / (D ln 2): the floor of any bits/dim (Chapter 6)."""
+        """The entropy in bits per pixel, H / (D ln 2): the floor of any bits/dim
+        (Chapter 6)."""
         return self.entropy() / (math.prod(self.image_shape) * math.log(2))
 
     def sample(self, n, generator=None):
-        """``n`` exact draws from the data distribution, long ``[n, ...]`` (Chapter 6)."""
+        """``n`` exact draws from the data distribution, long ``[n, ...]`` (Chapter
+        6)."""
         idx = torch.multinomial(self.probs, int(n), replacement=True, generator=generator)
         return self.support[idx.to(self.support.device)]
 
     def empirical_probs(self, samples):
-        """Frequencies of the support images among ``samples`` ``[N, ...]``: ``(freq [K], outside)`` (Chapter 6).
+        """Frequencies of the support images among ``samples`` ``[N, ...]``: ``(freq
+        [K], outside)`` (Chapter 6).
 
         ``outside`` is the fraction of samples that match no support image.
         """
@@ -150,7 +173,8 @@ class Oracle:
         return freq, float(1.0 - freq.sum())
 
     def total_variation(self, samples):
-        """Total variation distance between the empirical law of ``samples`` and the data (Chapter 6).
+        """Total variation distance between the empirical law of ``samples`` and the
+        data (Chapter 6).
 
         ``TV = (sum_k abs(freq_k - pi_k) + outside) / 2``, in [0, 1].
         """

@@ -40,7 +40,8 @@ def image_grid(images, n_max, nrow=8, ax=None, title=None, cmap="gray"):
 
 
 def image_row(axes, images, titles=None, vmin=0.0, vmax=1.0, ylabel=None, cmap="gray"):
-    """Draw 2-D images one per axis with shared colour limits (Chapters 1 and 3: noising over time)."""
+    """Draw 2-D images one per axis with shared colour limits (Chapters 1 and 3: noising
+    over time)."""
     for i, (ax, image) in enumerate(zip(axes, images)):
         ax.imshow(_to_numpy(image), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_xticks([])
@@ -53,7 +54,8 @@ def image_row(axes, images, titles=None, vmin=0.0, vmax=1.0, ylabel=None, cmap="
 
 
 def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
-    """Exact pmf over n = 0..len(pmf)-1 (line) against normalised sample counts (bars) (Chapters 2-3)."""
+    """Exact pmf over n = 0..len(pmf)-1 (line) against normalised sample counts (bars)
+    (Chapters 2-3)."""
     pmf = _to_numpy(pmf)
     n = np.arange(len(pmf))
     if samples is not None:
@@ -68,7 +70,8 @@ def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
 
 
 def loss_history(ax, history, window=50, label=None, color="C0"):
-    """Plot a training loss history (``[steps]`` or the trainer's ``[steps, 3]``) with its
+    """Plot a training loss history (``[steps]`` or the trainer's ``[steps, 3]``) with
+    its
     running mean over ``window`` steps (Chapters 8-9)."""
     loss = _to_numpy(history).astype(np.float64)
     loss = loss[:, 0] if loss.ndim == 2 else loss
@@ -83,9 +86,11 @@ def loss_history(ax, history, window=50, label=None, color="C0"):
 
 
 def masked_view(images, mask, n_max, hidden_color=(0.85, 0.25, 0.25)):
-    """RGB images ``[B, H, W, 3]`` of one-channel counts with the hidden pixels (``~mask``) in colour (Chapter 11).
+    """RGB images ``[B, H, W, 3]`` of one-channel counts with the hidden pixels
+    (``~mask``) in colour (Chapter 11).
 
-    Shows what an inpainting sampler was given: the observed pixels in grey, the rest marked.
+    Shows what an inpainting sampler was given: the observed pixels in grey, the rest
+    marked.
     """
     x = _to_numpy(images).astype(np.float64)[:, 0] / float(n_max)
     m = _to_numpy(mask)[:, 0].astype(bool)
@@ -95,7 +100,8 @@ def masked_view(images, mask, n_max, hidden_color=(0.85, 0.25, 0.25)):
 
 
 def inpainting_figure(originals, mask, completions, n_max, title=None):
-    """Rows: original, what the sampler sees, then each set of completions ``[S, B, 1, H, W]`` (Chapter 11)."""
+    """Rows: original, what the sampler sees, then each set of completions ``[S, B, 1,
+    H, W]`` (Chapter 11)."""
     completions = _to_numpy(completions)
     rows = [np.repeat(_to_numpy(originals).astype(np.float64)[:, 0, ..., None] / n_max, 3, -1),
             masked_view(originals, mask, n_max)]
@@ -115,10 +121,13 @@ def inpainting_figure(originals, mask, completions, n_max, title=None):
 
 
 def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
-    """Draw reverse-time one-pixel paths from ``sampling.gillespie_reverse`` (Chapter 4).
+    """Draw reverse-time one-pixel paths from ``sampling.gillespie_reverse`` (Chapter
+    4).
 
-    ``birth_times`` ``[P, n_max]`` (NaN after the last birth); the count n(t) jumps up by one at
-    each birth while time runs from ``t_end`` down to 0 (log time axis, inverted, clipped at t_min).
+    ``birth_times`` ``[P, n_max]`` (NaN after the last birth); the count n(t) jumps up
+    by one at
+    each birth while time runs from ``t_end`` down to 0 (log time axis, inverted,
+    clipped at t_min).
     """
     births = _to_numpy(birth_times)[:n_show]
     for row in births:
@@ -134,9 +143,11 @@ def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
 
 
 def convergence_curves(ax, steps, curves, floor=None, floor_label=None, ylabel="", logy=False):
-    """Error against the number of sampler steps, one line per method (Chapters 6 and 10).
+    """Error against the number of sampler steps, one line per method (Chapters 6 and
+    10).
 
-    ``curves``: {label: values aligned with ``steps``}; ``floor``: a horizontal reference
+    ``curves``: {label: values aligned with ``steps``}; ``floor``: a horizontal
+    reference
     (e.g. the sampling noise of exact draws, or the data entropy).
     """
     for i, (label, values) in enumerate(curves.items()):
@@ -155,7 +166,8 @@ def convergence_curves(ax, steps, curves, floor=None, floor_label=None, ylabel="
 def save_image_grid(images, n_max, path, nrow=8, title=None, dpi=120):
     """Write ``image_grid`` of count images to an image file (PNG by suffix), Chapter 7.
 
-    Uses a bare ``matplotlib.figure.Figure``, not pyplot: safe in scripts, in training loops
+    Uses a bare ``matplotlib.figure.Figure``, not pyplot: safe in scripts, in training
+    loops
     and inside notebooks (no backend switch, no figure left open).
     """
     from pathlib import Path
@@ -173,7 +185,8 @@ def show_source(*objects):
     """The source of package functions or classes as one highlighted Python block.
 
     Returned as Markdown (a fenced ``python`` block), so Jupyter and the built book both
-    highlight it with their own styles, and a check printed below it stays a separate output.
+    highlight it with their own styles, and a check printed below it stays a separate
+    output.
     """
     if not objects:
         raise ValueError("show_source needs at least one function or class")

@@ -1,4 +1,5 @@
-"""Named training presets: every hyperparameter of a run in one dataclass (Chapters 7-9).
+"""Named training presets: every hyperparameter of a run in one dataclass (Chapters
+7-9).
 
 ``get_preset(name, scale)`` returns a :class:`Preset` for ``digits``, ``mnist``,
 ``binarized-mnist`` or ``cifar10`` at one of three scales:
@@ -6,15 +7,18 @@
 * ``smoke``: seconds on a CPU; checks that the pipeline runs (CI, ``pytest --nbval``);
 * ``laptop``: a real model on a 2-core CPU (digits: at most about 5 minutes);
 * ``full``: the paper's settings on a GPU (T = 1000, t_end = 15, or 10 for binarized
-  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10) :cite:`santos2023blackout`.
+  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10)
+  :cite:`santos2023blackout`.
 
 The scale a notebook runs at is its *profile*: :func:`current_profile` reads the
 environment variable ``BLACKOUT_PROFILE`` (one of :data:`SCALES`); the default is
-``laptop`` on every machine, also with a GPU (``full`` runs for hours and starts only when
+``laptop`` on every machine, also with a GPU (``full`` runs for hours and starts only
+when
 asked for). The test suite's ``conftest.py`` sets ``smoke`` before any kernel starts.
 
 Presets are plain frozen dataclasses: ``dataclasses.replace`` makes a variant, and
-``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with every
+``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with
+every
 checkpoint).
 """
 import os
@@ -55,7 +59,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Preset:
-    """Everything a training run needs: data, process, network, optimisation, sampling."""
+    """Everything a training run needs: data, process, network, optimisation,
+    sampling."""
     name: str
     scale: str
     dataset: str                    # a name of data.load_dataset
@@ -162,9 +167,11 @@ def _mnist5k_small(scale):
 def get_preset(name, scale="laptop"):
     """The preset ``name`` at ``scale`` (``smoke``, ``laptop``, ``full``), Chapters 7-9.
 
-    Families: ``digits``, ``mnist``, ``binarized-mnist`` (``binarized_mnist`` is accepted),
+    Families: ``digits``, ``mnist``, ``binarized-mnist`` (``binarized_mnist`` is
+    accepted),
     ``cifar10``. Shipped: ``mnist5k_small``, the preset of the checkpoint of that name
-    (laptop scale only; its ``name`` field stays ``mnist``, as stored in the checkpoint).
+    (laptop scale only; its ``name`` field stays ``mnist``, as stored in the
+    checkpoint).
     """
     key = name if name in SHIPPED else str(name).replace("_", "-")
     _checks.one_of(key, PRESETS, "preset name")
@@ -179,7 +186,8 @@ def get_preset(name, scale="laptop"):
 
 
 def with_overrides(preset, **train_overrides):
-    """A copy of ``preset`` with some ``TrainConfig`` fields replaced (``None`` = keep)."""
+    """A copy of ``preset`` with some ``TrainConfig`` fields replaced (``None`` =
+    keep)."""
     changes = {k: v for k, v in train_overrides.items() if v is not None}
     return replace(preset, train=replace(preset.train, **changes))
 
@@ -198,7 +206,8 @@ def current_profile(env=None):
     """The scale named by ``BLACKOUT_PROFILE`` (one of :data:`SCALES`), else ``laptop``.
 
     The default does not depend on the hardware: ``full`` starts only when asked for.
-    Raises ``ValueError`` naming ``BLACKOUT_PROFILE`` when the variable holds an unknown name.
+    Raises ``ValueError`` naming ``BLACKOUT_PROFILE`` when the variable holds an unknown
+    name.
     """
     env = os.environ if env is None else env
     name = env.get("BLACKOUT_PROFILE", "").strip().lower()
@@ -210,7 +219,8 @@ def current_profile(env=None):
 
 
 def describe():
-    """One line for a notebook's first cell: package version, torch version, device, profile."""
+    """One line for a notebook's first cell: package version, torch version, device,
+    profile."""
     from blackout_tutorial import __version__
     return (f"blackout_tutorial {__version__} | torch {torch.__version__.split('+')[0]} | "
             f"device {default_device().type} | profile {current_profile()}")

@@ -1,7 +1,8 @@
 """The forward process of Blackout Diffusion: pure death at unit rate (Chapters 2-3).
 
 Every pixel holds ``n`` intensity units and each unit dies independently at rate 1, so a
-count only ever goes down, one unit at a time, until the image is black. This module holds
+count only ever goes down, one unit at a time, until the image is black. This module
+holds
 the process in every form the book uses:
 
 * the generator matrix and a numerical solution of the master equation (Chapter 2);
@@ -18,9 +19,11 @@ from blackout_tutorial import _checks
 
 
 def survival(t):
-    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Eq. ch3-survival, Chapter 3).
+    """Probability that one unit is still alive at time ``t``: p_t = e^{-t} (Eq.
+    ch3-survival, Chapter 3).
 
-    Returns a float for a Python number and a tensor (same dtype and device) for a tensor.
+    Returns a float for a Python number and a tensor (same dtype and device) for a
+    tensor.
     """
     _checks.times(t)
     if isinstance(t, torch.Tensor):
@@ -29,12 +32,16 @@ def survival(t):
 
 
 def marginal_pmf(n0, t, n_max=None):
-    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Eq. ch3-binomial, Chapter 3).
+    """Closed-form marginal P(n_t = n | n0) = C(n0, n) p^n (1-p)^{n0-n}, p = e^{-t} (Eq.
+    ch3-binomial, Chapter 3).
 
-    ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape plus a
-    last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller n_max truncates
+    ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape
+    plus a
+    last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller n_max
+    truncates
     the support, so rows then sum to less than 1). Computed in log space
-    with ``lgamma`` and ``log(-expm1(-t))`` so it stays accurate for n0 = 255, t up to 15 and
+    with ``lgamma`` and ``log(-expm1(-t))`` so it stays accurate for n0 = 255, t up to
+    15 and
     tiny t. Returns float64.
     """
     device = n0.device if isinstance(n0, torch.Tensor) else getattr(t, "device", None)
@@ -65,7 +72,8 @@ def _broadcast(n0, t):
 
 
 def generator_matrix(n_max):
-    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Eq. ch2-generator, Chapter 2).
+    """Generator Q of the pure-death process on {0..n_max}: dP/dt = Q @ P (Eq.
+    ch2-generator, Chapter 2).
 
     Q[n-1, n] = n (a death from n) and Q[n, n] = -n; every column sums to 0. float64.
     """
@@ -75,9 +83,11 @@ def generator_matrix(n_max):
 
 
 def solve_master_equation(p0, times):
-    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Eq. ch2-matrix-exp, Chapter 2).
+    """Solve the master equation dP/dt = Q P numerically: P(t) = exp(Q t) P(0) (Eq.
+    ch2-matrix-exp, Chapter 2).
 
-    ``p0`` is a probability vector over n = 0..n_max; ``times`` a 1-D sequence of times >= 0.
+    ``p0`` is a probability vector over n = 0..n_max; ``times`` a 1-D sequence of times
+    >= 0.
     Uses ``torch.linalg.matrix_exp`` in float64. Returns ``[len(times), n_max + 1]``.
     """
     p0 = _checks.probability_vector(p0, "p0")
@@ -91,10 +101,13 @@ DEATH_TIME_METHODS = ("gillespie", "lifetimes")
 
 
 def death_times(n0, n_paths=1, method="lifetimes", generator=None):
-    """Sorted death times ``[n_paths, n0]`` of ``n_paths`` independent pure-death paths (Chapter 2).
+    """Sorted death times ``[n_paths, n0]`` of ``n_paths`` independent pure-death paths
+    (Chapter 2).
 
-    "gillespie": waiting time from state n is Exp(n) (total rate n), then the jump n -> n-1.
-    "lifetimes": each unit lives an independent Exp(1) lifetime; sorted, they are the death times.
+    "gillespie": waiting time from state n is Exp(n) (total rate n), then the jump n ->
+    n-1.
+    "lifetimes": each unit lives an independent Exp(1) lifetime; sorted, they are the
+    death times.
     Both give the same law (Renyi's representation of exponential order statistics).
     """
     n0, n_paths = _checks.count(n0, "n0"), _checks.positive_int(n_paths, "n_paths")
@@ -108,9 +121,11 @@ def death_times(n0, n_paths=1, method="lifetimes", generator=None):
 
 
 def gillespie(n0, t_end, generator=None):
-    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Eq. ch2-gillespie, Chapter 2).
+    """One exact path of the pure-death process up to ``t_end`` (Gillespie's SSA, Eq.
+    ch2-gillespie, Chapter 2).
 
-    Returns ``(jump_times [J], states [J+1])``: ``states[0] = n0`` and ``states[j+1] = n0 - (j+1)``
+    Returns ``(jump_times [J], states [J+1])``: ``states[0] = n0`` and ``states[j+1] =
+    n0 - (j+1)``
     is the state right after ``jump_times[j]``; only jumps at times <= t_end are kept.
     """
     n0, t_end = _checks.count(n0, "n0"), _checks.number(t_end, "t_end", minimum=0)
@@ -121,9 +136,11 @@ def gillespie(n0, t_end, generator=None):
 
 
 def state_at_times(n0, times, n_paths, method="lifetimes", generator=None):
-    """Counts of ``n_paths`` independent exact paths started at ``n0``, read at ``times`` (Chapter 2).
+    """Counts of ``n_paths`` independent exact paths started at ``n0``, read at
+    ``times`` (Chapter 2).
 
-    ``method`` is "lifetimes" (independent Exp(1) lifetimes, Chapter 3) or "gillespie" (Exp(n)
+    ``method`` is "lifetimes" (independent Exp(1) lifetimes, Chapter 3) or "gillespie"
+    (Exp(n)
     waiting times, Chapter 2). Returns a long tensor ``[n_paths, len(times)]``:
     n_t = n0 - #{deaths <= t}.
     """
@@ -134,9 +151,11 @@ def state_at_times(n0, times, n_paths, method="lifetimes", generator=None):
 
 
 def sample_forward(x0, t, generator=None):
-    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Eq. ch3-binomial, Chapter 3).
+    """Exact forward sample x_t ~ Binomial(x0, e^{-t}) elementwise (Eq. ch3-binomial,
+    Chapter 3).
 
-    ``x0``: counts ``[B, ...]`` (integer dtype or integer-valued float). ``t``: a float, a
+    ``x0``: counts ``[B, ...]`` (integer dtype or integer-valued float). ``t``: a float,
+    a
     0-d tensor, or a ``[B]`` tensor broadcast over each sample. Runs on x0's device with
     ``torch.binomial`` (no lookup table) and returns x0's dtype.
     """
