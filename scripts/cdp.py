@@ -14,15 +14,15 @@ import threading
 import time
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
 ]
 
 
 def find_chromium():
-    names = (os.environ.get("CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome")
-    for name in names:
+    env = os.environ.get("CHROMIUM", "")
+    for name in (env, "chromium", "chromium-browser", "google-chrome"):
         if name and shutil.which(name):
             return shutil.which(name)
     raise SystemExit("no Chromium found (apt-get install chromium, or set CHROMIUM)")
@@ -34,18 +34,19 @@ class Browser:
     def __init__(self, timeout=60):
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="check_site-profile-")
-        to_chrome_r, self._w = os.pipe()
-        self._r, from_chrome_w = os.pipe()
-        fds = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_chrome_r, from_chrome_w)]
-
-        def wire():  # runs in the child: put the pipe ends on fds 3 and 4
-            os.dup2(fds[0], 3)
-            os.dup2(fds[1], 4)
-
-        cmd = [find_chromium(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"]
-        self.proc = subprocess.Popen(cmd, preexec_fn=wire, close_fds=False,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for fd in (to_chrome_r, from_chrome_w, *fds):
+        pipe_in, self._w = os.pipe()
+        self._r, pipe_out = os.pipe()
+        # descriptors >= 10, so that moving them onto 3 and 4 cannot clobber one another
+        cmd_r, out_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+                        for fd in (pipe_in, pipe_out))
+        args = [find_chromium(), *FLAGS, f"--user-data-dir={self.profile}",
+                "about:blank"]
+        # the shell puts Chromium's ends of the two pipes on descriptors 3 and 4
+        wire = f'exec "$0" "$@" 3<&{cmd_r} 4>&{out_w} {cmd_r}<&- {out_w}>&-'
+        self.proc = subprocess.Popen(
+            ["bash", "-c", wire, *args], pass_fds=(cmd_r, out_w),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (pipe_in, pipe_out, cmd_r, out_w):
             os.close(fd)
         self._next_id = 0
         self._replies = {}
@@ -95,7 +96,9 @@ class Browser:
         """Events received so far (waiting up to `wait` seconds for the first one)."""
         out = []
         try:
-            out.append(self._events.get(timeout=wait) if wait else self._events.get_nowait())
+            get = self._events.get
+            first = get(timeout=wait) if wait else get(block=False)
+            out.append(first)
             while True:
                 out.append(self._events.get_nowait())
         except queue.Empty:

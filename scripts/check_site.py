@@ -1,10 +1,11 @@
-"""Check every page of the built book in headless Chromium (DevTools protocol over a pipe).
+"""Check every page of the built book in headless Chromium (DevTools protocol, a pipe).
 
-Fails on: a MathJax error, raw `$$` / `\\begin` / `\\(` left untypeset in the visible text,
-a display equation or a table wider than its column (measured in the browser), a local link,
-image, script or style that does not resolve (with #fragments of internal links), a local
-resource that fails to load, and any request to a remote host (only file: and data: allowed).
-Reports (does not fail on) code/output blocks that scroll sideways and cramped table cells.
+Fails on: a MathJax error, raw `$$` / `\\begin` / `\\(` left untypeset in the visible
+text, a doubled reference word ("Exercise Exercise 3"), a display equation or a table
+wider than its column (measured in the browser), a local link, image, script or style
+that does not resolve (with the #fragments of internal links), a local resource that
+fails to load, and any request to a remote host (only file: and data: are allowed).
+Reports (does not fail on) code/output blocks that scroll sideways, cramped table cells.
 Saves a full-page screenshot of each page into _build/screenshots/.
 
 Usage:
@@ -15,7 +16,6 @@ Usage:
 """
 import argparse
 import base64
-import json
 import re
 import sys
 import time
@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cdp import Browser  # noqa: E402
+from cdp import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -49,7 +49,7 @@ WAIT_JS = """(async () => {
 
 
 class Tab:
-    """One page target: navigate, wait until math and network are idle, measure, shoot."""
+    """One page target: open, wait for math and network to settle, measure, shoot."""
 
     def __init__(self, browser, width=1280):
         self.b = browser
@@ -58,12 +58,12 @@ class Tab:
             "sessionId"]
         for domain in ("Page", "Network", "Runtime"):
             browser.call(f"{domain}.enable", self.s)
-        browser.call("Emulation.setDeviceMetricsOverride", self.s, width=width, height=1000,
-                     deviceScaleFactor=1, mobile=False)
+        browser.call("Emulation.setDeviceMetricsOverride", self.s, width=width,
+                     height=1000, deviceScaleFactor=1, mobile=False)
 
     def evaluate(self, js, await_promise=False):
-        reply = self.b.call("Runtime.evaluate", self.s, expression=js, returnByValue=True,
-                            awaitPromise=await_promise)
+        reply = self.b.call("Runtime.evaluate", self.s, expression=js,
+                            returnByValue=True, awaitPromise=await_promise)
         if "exceptionDetails" in reply:
             raise RuntimeError(f"page script failed: {reply['exceptionDetails']}")
         return reply["result"].get("value")
@@ -102,18 +102,21 @@ class Tab:
 
     def screenshot(self, path):
         size = self.b.call("Page.getLayoutMetrics", self.s)["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 60000),
-                "scale": 1}
+        height = min(size["height"], 60000)
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": height, "scale": 1}
         shot = self.b.call("Page.captureScreenshot", self.s, format="png", clip=clip,
                            captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))
 
 
-def page_ids(path, cache={}):
-    if path not in cache:
+_IDS = {}
+
+
+def page_ids(path):
+    if path not in _IDS:
         text = path.read_text(encoding="utf-8", errors="replace")
-        cache[path] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
-    return cache[path]
+        _IDS[path] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
+    return _IDS[path]
 
 
 def link_problems(page, refs, live_ids):
@@ -167,8 +170,9 @@ def check_page(tab, page, shots=SHOTS):
     sc = m["scrolling"]
     note = []
     if sc["input"] + sc["output"] + sc["other"]:
-        note.append(f"blocks scrolling sideways: {sc['input']} code, {sc['output']} output, "
-                    f"{sc['other']} other (longest line {sc['widest']} chars)")
+        note.append(f"blocks scrolling sideways: {sc['input']} code, "
+                    f"{sc['output']} output, {sc['other']} other "
+                    f"(longest line {sc['widest']} chars)")
     if m["crampedCells"]:
         note.append(f"{m['crampedCells']} table cells wrap over 3+ lines")
     shots.mkdir(parents=True, exist_ok=True)
@@ -177,7 +181,7 @@ def check_page(tab, page, shots=SHOTS):
 
 
 def all_pages(html=HTML):
-    """Every .html page of the build (minus SKIPPED), after checking the toc pages exist."""
+    """All built .html pages but SKIPPED, and the toc pages that were not built."""
     pages, missing = [], []
     toc = (ROOT / "_toc.yml").read_text()
     for name in re.findall(r"(?:root|file):\s*(\S+)", toc):
@@ -195,13 +199,15 @@ def all_pages(html=HTML):
 
 
 def write_report(results, path, missing):
+    n_bad = sum(1 for r in results.values() if r["fail"])
     lines = ["# Site report (scripts/check_site.py)", "",
-             f"Built pages checked: {len(results)}; pages with defects: "
-             f"{sum(1 for r in results.values() if r['fail'])}.", ""]
+             f"Built pages checked: {len(results)}; pages with defects: {n_bad}.", ""]
     lines += [f"- MISSING toc page: {m}" for m in missing]
     for page, r in results.items():
-        lines.append(f"## {page} ({len(r['fail'])} defects, {r['typeset']} formulas typeset)")
-        lines += [f"- {f}" for f in r["fail"]] + [f"- note: {n}" for n in r["note"]] + [""]
+        lines.append(f"## {page} ({len(r['fail'])} defects, "
+                     f"{r['typeset']} formulas typeset)")
+        lines += [f"- {f}" for f in r["fail"]]
+        lines += [f"- note: {n}" for n in r["note"]] + [""]
     Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -214,8 +220,9 @@ def run(pages, report=None, missing=()):
             page = Path(page).resolve()
             results[page.relative_to(ROOT).as_posix()] = r = check_page(tab, page)
             status = "FAIL" if r["fail"] else "ok  "
-            print(f"{status} {page.relative_to(ROOT)}: {r['typeset']} formulas typeset, "
-                  f"{len(r['fail'])} defects" + "".join(f"; {n}" for n in r["note"]))
+            notes = "".join(f"; {n}" for n in r["note"])
+            print(f"{status} {page.relative_to(ROOT)}: {r['typeset']} formulas "
+                  f"typeset, {len(r['fail'])} defects{notes}")
             for f in r["fail"]:
                 print(f"       {f}")
     finally:
@@ -231,7 +238,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pages", nargs="*", help="pages to check (default: all)")
     ap.add_argument("--report", help="write the defect list as Markdown to this file")
-    ap.add_argument("--self-test", action="store_true", help="prove each check can fail")
+    ap.add_argument("--self-test", action="store_true",
+                    help="prove each check can fail")
     args = ap.parse_args(argv)
     if args.self_test:
         from check_site_selftest import self_test

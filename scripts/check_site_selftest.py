@@ -1,5 +1,6 @@
-"""`python scripts/check_site.py --self-test`: every check of check_site.py and check_urls.py
-must catch a page (or a repository) built to fail it, and pass a clean one."""
+"""`python scripts/check_site.py --self-test`: every check of check_site.py and
+check_urls.py must catch a page (or a repository) built to fail it, and pass a clean
+one."""
 import json
 import shutil
 import tempfile
@@ -16,7 +17,8 @@ HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8">
 <body class="tex2jax_ignore"><article class="bd-article">"""
 CLEAN = """<h1 id="top">Clean</h1>
 <div class="math" id="equation-short"><span class="eqno">(1.1)</span>\\[ a + b \\]</div>
-<p>See <a href="#equation-short">Eq. (1.1)</a> and <a href="bad.html#top">the other page</a>.</p>
+<p>See <a href="#equation-short">Eq. (1.1)</a> and
+<a href="bad.html#top">the other page</a>.</p>
 <table><tr><td>1</td><td>2</td></tr></table></article></body></html>"""
 BAD = """<h1 id="top">Bad</h1>
 <div class="math" id="equation-wide"><span class="eqno">(9.9)</span>\\[ {wide} \\]</div>
@@ -57,7 +59,8 @@ def site_self_test(tmp):
     head = HEAD.format(mathjax=mathjax_url())
     wide = " + ".join(f"x_{{{i}}}^{{2}}" for i in range(60))
     (tmp / "clean.html").write_text(head + CLEAN)
-    (tmp / "bad.html").write_text(head + BAD.format(wide=wide, cell="w" * 200, line="y" * 200))
+    bad = BAD.format(wide=wide, cell="w" * 200, line="y" * 200)
+    (tmp / "bad.html").write_text(head + bad)
     browser = check_site.Browser()
     try:
         tab = check_site.Tab(browser)
@@ -80,7 +83,8 @@ def site_self_test(tmp):
 def fake_repo(tmp, url, config_url, readme, install, colab):
     (tmp / "book").mkdir(parents=True)
     (tmp / "pyproject.toml").write_text(f'[project.urls]\nRepository = "{url}"\n')
-    (tmp / "_config.yml").write_text(f"repository:\n  url: {config_url}\n  branch: main\n")
+    config = f"repository:\n  url: {config_url}\n  branch: main\n"
+    (tmp / "_config.yml").write_text(config)
     (tmp / "README.md").write_text(readme)
     cell = {"cell_type": "code", "source": [install]}
     (tmp / "book" / "01_a.ipynb").write_text(json.dumps({"cells": [cell]}))
@@ -93,12 +97,15 @@ def fake_repo(tmp, url, config_url, readme, install, colab):
 
 def urls_self_test(tmp):
     url = "https://github.com/o/r"
-    good_cell = f"import sys\nif 'google.colab' in sys.modules:\n    !pip install git+{url}\n"
+    good_cell = ("import sys\nif 'google.colab' in sys.modules:\n"
+                 f"    !pip install git+{url}\n")
     colab = "https://colab.research.google.com/github/o/r/blob/main/book/01_a.ipynb"
     fake_repo(tmp / "good", url, url, f"pip install git+{url}\n", good_cell, colab)
-    fake_repo(tmp / "bad", url, "https://github.com/x/y", "pip install git+https://github.com/x/y\n",
+    other = "https://github.com/x/y"
+    fake_repo(tmp / "bad", url, other, f"pip install git+{other}\n",
               good_cell.replace("o/r", "x/r"), colab.replace("book/01_a", "01_a"))
-    errors = [f"consistent repo flagged: {p}" for p in check_urls.problems(tmp / "good")[1]]
+    good = check_urls.problems(tmp / "good")[1]
+    errors = [f"consistent repo flagged: {p}" for p in good]
     found = check_urls.problems(tmp / "bad")[1]
     for needle in ("_config.yml repository.url", "README.md does not mention",
                    "README.md: https://github.com/x/y", "01_a.ipynb: first code cell",

@@ -1,9 +1,9 @@
-"""One repository URL: pyproject.toml `[project.urls] Repository` is the source of truth.
+"""One repository URL: pyproject.toml `[project.urls] Repository` is the source.
 
 Fails when _config.yml (`repository: url:`), README.md (its clone/install lines) or a
-chapter notebook's Colab install cell (`git+<URL>` under `google.colab`) disagree with it,
-and, when the book is built, when a page's Colab, Binder or repository button does not open
-book/NN_name.ipynb on the configured branch of that repository.
+chapter notebook's Colab install cell (`git+<URL>` under `google.colab`) disagree with
+it, and, when the book is built, when a page's Colab, Binder or repository button does
+not open book/NN_name.ipynb on the configured branch of that repository.
 
 Usage: python scripts/check_urls.py [--no-html]
 """
@@ -18,18 +18,21 @@ GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+?(?=\.git\b|[/\s\"'`)@#
 
 def repository_url(root=ROOT):
     text = (root / "pyproject.toml").read_text()
-    block = re.search(r"^\[project\.urls\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
-    found = block and re.search(r'^Repository\s*=\s*"([^"]+)"', block.group(1), re.M)
+    block = re.search(r"^\[project\.urls\]\n(.*?)(?=^\[|\Z)", text,
+                      re.MULTILINE | re.DOTALL)
+    pattern = r'^Repository\s*=\s*"([^"]+)"'
+    found = block and re.search(pattern, block.group(1), re.MULTILINE)
     if not found:
-        raise SystemExit("pyproject.toml: no `Repository = \"...\"` under [project.urls]")
+        raise SystemExit("pyproject.toml: no `Repository = ...` in [project.urls]")
     return found.group(1).rstrip("/")
 
 
 def config_value(root, key):
     """`repository:` sub-key of _config.yml (url or branch), without a YAML parser."""
     text = (root / "_config.yml").read_text()
-    block = re.search(r"^repository:\n((?:[ \t]+.*\n?)*)", text, re.M)
-    found = block and re.search(rf"^\s+{key}:\s*\"?([^\"\s#]+)", block.group(1), re.M)
+    block = re.search(r"^repository:\n((?:[ \t]+.*\n?)*)", text, re.MULTILINE)
+    pattern = rf"^\s+{key}:\s*\"?([^\"\s#]+)"
+    found = block and re.search(pattern, block.group(1), re.MULTILINE)
     return found.group(1).rstrip("/") if found else None
 
 
@@ -51,7 +54,8 @@ def notebook_problems(root, url):
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         first = code[0] if code else ""
         if "google.colab" not in first or f"git+{url}" not in first:
-            out.append(f"{path.name}: first code cell does not install git+{url} on Colab")
+            out.append(f"{path.name}: first code cell does not install "
+                       f"git+{url} on Colab")
         for src in code:
             for other in re.findall(r"git\+(https://[^\s\"'`@#]+)", src):
                 if other.rstrip("/").removesuffix(".git") != url:
@@ -68,7 +72,8 @@ def launch_problems(root, url, branch):
         text = page.read_text(encoding="utf-8")
         nb = f"book/{page.stem}.ipynb"
         want = {
-            "Colab": f"https://colab.research.google.com/github/{slug}/blob/{branch}/{nb}",
+            "Colab": "https://colab.research.google.com/github/"
+                     f"{slug}/blob/{branch}/{nb}",
             "Binder": f"https://mybinder.org/v2/gh/{slug}/{branch}?urlpath=tree/{nb}",
         }
         hrefs = re.findall(r'href="(https://[^"]+)"', text)
@@ -76,7 +81,8 @@ def launch_problems(root, url, branch):
             host = link.split("/")[2]
             got = [h.replace("&amp;", "&") for h in hrefs if h.split("/")[2] == host]
             if link not in got:
-                out.append(f"{page.name}: {name} button {got[:1] or 'missing'} != {link}")
+                found = got[0] if got else "missing"
+                out.append(f"{page.name}: {name} button {found} != {link}")
         if url not in hrefs:
             out.append(f"{page.name}: no repository button to {url}")
     return out
