@@ -51,7 +51,9 @@ def positive_int(value, name, minimum=1):
 def count(value, name, n_max=None):
     """One count as an ``int``: integer-valued, >= 0 (and <= ``n_max`` when given)."""
     if isinstance(value, torch.Tensor) and value.numel() != 1:
-        raise ValueError(f"{name} must be a single count, got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must be a single count, got shape {tuple(value.shape)}"
+        )
     n = positive_int(value, name, minimum=0)
     if n_max is not None and n > n_max:
         raise ValueError(f"{name} must be <= n_max = {n_max}, got {n}")
@@ -66,7 +68,9 @@ def counts(x, name, n_max=None):
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} must hold finite counts (got NaN or inf)")
         if not bool((x == torch.round(x)).all()):
-            raise ValueError(f"{name} must hold integer-valued counts (got non-integer values)")
+            raise ValueError(
+                f"{name} must hold integer-valued counts (got non-integer values)"
+            )
     if bool((x < 0).any()):
         raise ValueError(f"{name} must hold non-negative counts (got a negative value)")
     if n_max is not None and bool((x > n_max).any()):
@@ -128,9 +132,13 @@ def time_grid(grid, name="times"):
     0."""
     grid = finite(grid, name).to(torch.float64)
     if grid.ndim != 1 or grid.numel() < 1:
-        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(grid.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D tensor, got shape {tuple(grid.shape)}"
+        )
     if grid[0] <= 0 or bool((torch.diff(grid) <= 0).any()):
-        raise ValueError(f"{name} must be finite, strictly increasing and start above 0")
+        raise ValueError(
+            f"{name} must be finite, strictly increasing and start above 0"
+        )
     return grid
 
 
@@ -141,8 +149,10 @@ def probability_vector(p, name, tol=1e-9):
         raise ValueError(f"{name} must be a non-empty 1-D probability vector, "
                          f"got shape {tuple(p.shape)}")
     if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > tol:
-        raise ValueError(f"{name} must be a probability vector (entries >= 0 summing to 1 "
-                         f"within {tol:g})")
+        raise ValueError(
+            f"{name} must be a probability vector (entries >= 0 summing to 1 "
+            f"within {tol:g})"
+        )
     return p
 
 
@@ -153,8 +163,10 @@ def per_sample(v, x, name="t"):
     if v.ndim == 0:
         return v
     if v.ndim != 1 or x.ndim == 0 or v.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} must be a scalar or have shape [B] matching the batch "
-                         f"{tuple(x.shape)}, got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"{name} must be a scalar or have shape [B] matching the batch "
+            f"{tuple(x.shape)}, got shape {tuple(v.shape)}"
+        )
     return v.reshape(-1, *([1] * (x.ndim - 1)))
 
 
@@ -182,7 +194,11 @@ def predict(model, x_t, t, step=None):
     y_hat = model(x_t.to(dtype), t)
     where = "" if step is None else f" at step {step}"
     if not isinstance(y_hat, torch.Tensor) or y_hat.shape != x_t.shape:
-        got = tuple(y_hat.shape) if isinstance(y_hat, torch.Tensor) else type(y_hat).__name__
+        got = (
+            tuple(y_hat.shape)
+            if isinstance(y_hat, torch.Tensor)
+            else type(y_hat).__name__
+        )
         raise ValueError(f"model output{where} must have the shape of x_t "
                          f"{tuple(x_t.shape)}, got {got}")
     if not bool((torch.isfinite(y_hat) & (y_hat >= 0)).all()):   # one device sync

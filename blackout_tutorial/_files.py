@@ -36,22 +36,30 @@ def read_idx(path):
     dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says shape {tuple(dims)}, file holds {data.size} values")
-    return data.reshape(tuple(int(d) for d in dims)).copy()   # writable, owns its memory
+        raise ValueError(
+            f"{path}: header says shape {tuple(dims)}, file holds {data.size} values"
+        )
+    return data.reshape(tuple(int(d) for d in dims)).copy()  # writable, owns its memory
 
 
-_PICKLE_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"),
-                   ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-                   ("numpy._core.multiarray", "_reconstruct"),
-                   ("numpy._core.multiarray", "scalar"),
-                   ("_codecs", "encode")}      # how protocol 2 stores bytes: str -> bytes only
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}  # how protocol 2 stores bytes: str -> bytes only
 
 
 class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in _PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a pickle "
-                                         f"(only numpy arrays and plain containers)")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name} from a pickle "
+                f"(only numpy arrays and plain containers)"
+            )
         return super().find_class(module, name)
 
 
@@ -118,8 +126,10 @@ def fetch(urls, path, md5, download=True):
               f"or point data_dir / BLACKOUT_DATA_DIR to a folder that holds it.")
     if path.exists():
         if file_digest(path, "md5") != md5:
-            raise DownloadError(f"{path} exists but its md5 is not {md5} (corrupt or partial "
-                                f"file): delete it and retry. {manual}")
+            raise DownloadError(
+                f"{path} exists but its md5 is not {md5} (corrupt or partial "
+                f"file): delete it and retry. {manual}"
+            )
         return path
     if not download:
         raise DownloadError(f"{path} is missing and download=False. {manual}")
@@ -138,4 +148,6 @@ def fetch(urls, path, md5, download=True):
         tmp.write_bytes(payload)
         os.replace(tmp, path)
         return path
-    raise DownloadError(f"could not download {path.name} ({'; '.join(errors)}). {manual}")
+    raise DownloadError(
+        f"could not download {path.name} ({'; '.join(errors)}). {manual}"
+    )

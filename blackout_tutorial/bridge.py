@@ -27,7 +27,9 @@ def _check_pair(x_t, x0):
         raise ValueError(f"x_t and x0 must have the same shape, got {tuple(x_t.shape)} "
                          f"and {tuple(x0.shape)}")
     if bool((x_t > x0).any()):
-        raise ValueError("x_t must be <= x0 elementwise (the forward process only removes units)")
+        raise ValueError(
+            "x_t must be <= x0 elementwise (the forward process only removes units)"
+        )
 
 
 def birth_factor(t):
@@ -65,7 +67,9 @@ def bridge_probability(s, t):
                          f"{tuple(t.shape)}")
     s, t = torch.broadcast_tensors(s, t.to(s.device))
     if bool((s >= t).any()):
-        raise ValueError("s must be < t elementwise (the bridge goes backwards, from t down to s)")
+        raise ValueError(
+            "s must be < t elementwise (the bridge goes backwards, from t down to s)"
+        )
     return torch.exp(-s) * torch.expm1(-(t - s)) / torch.expm1(-t)
 
 
@@ -109,7 +113,9 @@ def sample_bridge(x_t, x0, s, t, generator=None):
     q = _checks.per_sample(bridge_probability(s, t).to(x0.device), x0)
     work = torch.float64 if x0.dtype == torch.float64 else torch.float32
     gap = (x0 - x_t).to(work)
-    births = torch.binomial(gap, q.to(work).expand_as(gap).contiguous(), generator=generator)
+    births = torch.binomial(
+        gap, q.to(work).expand_as(gap).contiguous(), generator=generator
+    )
     return (x_t.to(work) + births).to(x0.dtype)
 
 

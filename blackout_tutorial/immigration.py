@@ -46,7 +46,11 @@ def generator_matrix(n_max, lam):
     deaths = torch.arange(n_max + 1, dtype=torch.float64)
     births = torch.full((n_max + 1,), lam, dtype=torch.float64)
     births[-1] = 0.0
-    return torch.diag(-(deaths + births)) + torch.diag(deaths[1:], 1) + torch.diag(births[:-1], -1)
+    return (
+        torch.diag(-(deaths + births))
+        + torch.diag(deaths[1:], 1)
+        + torch.diag(births[:-1], -1)
+    )
 
 
 def solve_master_equation(p0, times, lam):
@@ -83,7 +87,11 @@ def marginal_pmf(n0, t, lam, n_max):
     ``t``
     a scalar or a tensor of times. Returns float64 ``[*t.shape, n_max + 1]``.
     """
-    n0, n_max, lam = _checks.count(n0, "n0"), _checks.count(n_max, "n_max"), _check_rate(lam)
+    n0, n_max, lam = (
+        _checks.count(n0, "n0"),
+        _checks.count(n_max, "n_max"),
+        _check_rate(lam),
+    )
     t = _checks.times(t)
     survivors = process.marginal_pmf(n0, t, n_max=max(n0, n_max))[..., : n_max + 1]
     immigrants = poisson_pmf(lam * -torch.expm1(-t), n_max)
@@ -120,12 +128,14 @@ def latent_posterior_means(n, x0, t, lam):
     float64 ``(dead_mean, immigrant_mean)`` of ``n``'s shape.
     """
     x0, lam, n = _checks.count(x0, "x0"), _check_rate(lam), _checks.counts(n, "n")
-    t = torch.tensor(_checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64)
+    t = torch.tensor(
+        _checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64
+    )
     n_max = int(n.max()) if n.numel() else 0
     s = torch.arange(x0 + 1, dtype=torch.float64)
     survivors = process.marginal_pmf(x0, t)                                # [x0 + 1]
     n_f = n.to(torch.float64).reshape(-1, 1)
-    immigrants = poisson_pmf(lam * -torch.expm1(-t), n_max)                 # [n_max + 1]
+    immigrants = poisson_pmf(lam * -torch.expm1(-t), n_max)  # [n_max + 1]
     gap = (n_f - s).long()
     joint = torch.where(gap >= 0, survivors * immigrants[gap.clamp(0, n_max)], 0.0)
     weights = joint / joint.sum(1, keepdim=True)
@@ -147,7 +157,9 @@ def reverse_rates(dead_mean, immigrant_mean, t, lam):
     of Chapter 4. Returns float64 ``(up, down)``.
     """
     lam = _check_rate(lam)
-    t = torch.tensor(_checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64)
+    t = torch.tensor(
+        _checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64
+    )
     p, one_minus_p = torch.exp(-t), -torch.expm1(-t)
     dead_mean = torch.as_tensor(dead_mean, dtype=torch.float64)
     immigrant_mean = torch.as_tensor(immigrant_mean, dtype=torch.float64)
@@ -169,17 +181,23 @@ def sample_reverse(data_probs, lam, times, n_paths, generator=None):
     rates, rate(n -> m) = W(m -> n) P_t(m) / P_t(n) (tau-leaping, Chapter 6); counts are
     clipped at 0. Returns long ``[n_paths]``.
     """
-    lam, data_probs = _check_rate(lam), _checks.probability_vector(data_probs, "data_probs")
+    lam, data_probs = (
+        _check_rate(lam),
+        _checks.probability_vector(data_probs, "data_probs"),
+    )
     times, n_paths = _checks.time_grid(times), _checks.positive_int(n_paths, "n_paths")
     n_max = int(data_probs.numel() - 1 + lam + 12 * (lam ** 0.5 + 1))
-    grid = torch.cat([times.new_zeros(1), times]).flip(0)            # t_end, ..., t_0, 0
-    # P_t(n) = sum_x0 pi(x0) P(n | x0) at every grid time at once: [len(grid), n_max + 1].
+    grid = torch.cat([times.new_zeros(1), times]).flip(0)  # t_end, ..., t_0, 0
+    # P_t(n) = sum_x0 pi(x0) P(n | x0) at every grid time at once:
+    # [len(grid), n_max + 1].
     pmfs = sum(float(w) * marginal_pmf(k, grid[:-1], lam, n_max)
                for k, w in enumerate(data_probs) if w > 0).clamp_min(1e-300)
-    n = torch.poisson(torch.full((n_paths,), lam, dtype=torch.float64), generator=generator).long()
+    n = torch.poisson(
+        torch.full((n_paths,), lam, dtype=torch.float64), generator=generator
+    ).long()
     for p_t, t, s in zip(pmfs, grid[:-1], grid[1:]):
         m = n.clamp(0, n_max - 1)
-        up = (m + 1) * p_t[m + 1] / p_t[m]                           # reverse of a death from m + 1
+        up = (m + 1) * p_t[m + 1] / p_t[m]  # reverse of a death from m + 1
         down = torch.where(m > 0, lam * p_t[(m - 1).clamp_min(0)] / p_t[m], 0.0)
         dt = float(t - s)
         n = n + torch.poisson(up * dt, generator=generator).long() \

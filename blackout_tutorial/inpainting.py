@@ -31,8 +31,17 @@ from blackout_tutorial.sampling import METHODS, reverse_steps
 OBSERVED_PATHS = ("bridge", "independent")
 
 
-def inpaint(model, x_obs, mask, times, method="tau_leaping", n_max=255, observed_path="bridge",
-            generator=None, rounding="stochastic"):
+def inpaint(
+    model,
+    x_obs,
+    mask,
+    times,
+    method="tau_leaping",
+    n_max=255,
+    observed_path="bridge",
+    generator=None,
+    rounding="stochastic",
+):
     """Generate the unobserved pixels of ``x_obs`` (where ``mask`` is False) (Chapter
     11).
 
@@ -47,7 +56,9 @@ def inpaint(model, x_obs, mask, times, method="tau_leaping", n_max=255, observed
     _checks.one_of(method, METHODS, "method")
     _checks.one_of(observed_path, OBSERVED_PATHS, "observed_path")
     x_obs = _check_inputs(x_obs, mask, _checks.positive_int(n_max, "n_max"))
-    observed = process.sample_forward(x_obs, _checks.time_grid(times)[-1], generator=generator)
+    observed = process.sample_forward(
+        x_obs, _checks.time_grid(times)[-1], generator=generator
+    )
 
     def clamp_observed(k, x, t, s):
         nonlocal observed
@@ -58,15 +69,19 @@ def inpaint(model, x_obs, mask, times, method="tau_leaping", n_max=255, observed
         return torch.where(mask, observed, x)
 
     x = torch.where(mask, observed, torch.zeros_like(x_obs))
-    return reverse_steps(model, x, times, method, n_max, rounding, generator, clamp_observed)
+    return reverse_steps(
+        model, x, times, method, n_max, rounding, generator, clamp_observed
+    )
 
 
 def _check_inputs(x_obs, mask, n_max):
     _checks.count_tensor(x_obs, "x_obs", n_max=n_max)
     _checks.tensor(mask, "mask")
     if mask.shape != x_obs.shape or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of x_obs's shape {tuple(x_obs.shape)}, "
-                         f"got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must be a bool tensor of x_obs's shape {tuple(x_obs.shape)}, "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
     return x_obs.long()
 
 
@@ -82,8 +97,10 @@ def box_mask(shape, top, left, height, width, observed=True):
         raise ValueError(f"shape must be [B, C, H, W], got {tuple(shape)}")
     h, w = shape[-2:]
     if not (0 <= top < top + height <= h and 0 <= left < left + width <= w):
-        raise ValueError(f"the box (top={top}, left={left}, height={height}, width={width}) must "
-                         f"lie inside the {h}x{w} image")
+        raise ValueError(
+            f"the box (top={top}, left={left}, height={height}, width={width}) must "
+            f"lie inside the {h}x{w} image"
+        )
     mask = torch.full(tuple(shape), not observed, dtype=torch.bool)
     mask[..., top:top + height, left:left + width] = observed
     return mask

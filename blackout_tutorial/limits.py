@@ -62,7 +62,9 @@ def ou_moments(x0, t):
     t, x0 = _checks.times(t), _checks.finite(x0, "x0").to(torch.float64)
     p = torch.exp(-t)
     variance = -torch.expm1(-2 * t)
-    return x0 * p, torch.broadcast_to(variance, torch.broadcast_shapes(variance.shape, x0.shape))
+    return x0 * p, torch.broadcast_to(
+        variance, torch.broadcast_shapes(variance.shape, x0.shape)
+    )
 
 
 def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
@@ -115,8 +117,14 @@ def simulate_ou(x0, t_end, n_steps, generator=None):
     whose size ignores the state. Returns ``(times [n_steps + 1], paths [n_steps + 1,
     ...])``.
     """
-    return euler_maruyama(x0, lambda x: -x, lambda x: torch.full_like(x, math.sqrt(2.0)),
-                          t_end, n_steps, generator)
+    return euler_maruyama(
+        x0,
+        lambda x: -x,
+        lambda x: torch.full_like(x, math.sqrt(2.0)),
+        t_end,
+        n_steps,
+        generator,
+    )
 
 
 def sample_feller(x0, t, omega, generator=None):
@@ -132,7 +140,8 @@ def sample_feller(x0, t, omega, generator=None):
     x0 = _check_start(x0, nonnegative=True).to(torch.float64)
     c = 2 * omega / -math.expm1(-t)
     n = torch.poisson(c * x0 * math.exp(-t), generator=generator)
-    # N = 0 is the atom at 0; the Gamma sampler needs shape >= 1, so those get a dummy 1.
+    # N = 0 is the atom at 0; the Gamma sampler needs shape >= 1, so those get a
+    # dummy 1.
     gamma = standard_gamma(n.clamp_min(1.0), generator)
     return torch.where(n > 0, gamma / c, torch.zeros_like(gamma))
 
@@ -152,10 +161,16 @@ def standard_gamma(shape, generator=None):
     out = torch.zeros_like(shape)
     todo = torch.ones_like(shape, dtype=torch.bool)
     while bool(todo.any()):
-        z = torch.randn(shape.shape, dtype=shape.dtype, device=shape.device, generator=generator)
-        u = torch.rand(shape.shape, dtype=shape.dtype, device=shape.device, generator=generator)
+        z = torch.randn(
+            shape.shape, dtype=shape.dtype, device=shape.device, generator=generator
+        )
+        u = torch.rand(
+            shape.shape, dtype=shape.dtype, device=shape.device, generator=generator
+        )
         v = (1 + c * z) ** 3
-        accept = (v > 0) & (torch.log(u) < 0.5 * z ** 2 + d - d * v + d * torch.log(v.clamp_min(1e-300)))
+        accept = (v > 0) & (
+            torch.log(u) < 0.5 * z**2 + d - d * v + d * torch.log(v.clamp_min(1e-300))
+        )
         take = todo & accept
         out = torch.where(take, d * v, out)
         todo = todo & ~accept

@@ -64,14 +64,21 @@ class Oracle:
                              f"got {tuple(support.shape)}")
         flat = support.reshape(support.shape[0], -1).long()
         if torch.unique(flat, dim=0).shape[0] != flat.shape[0]:
-            raise ValueError("support must hold K distinct images (merge duplicates and add their probs)")
+            raise ValueError(
+                "support must hold K distinct images "
+                "(merge duplicates and add their probs)"
+            )
         k = support.shape[0]
         probs = torch.full((k,), 1.0 / k, dtype=torch.float64) if probs is None else \
             _checks.probability_vector(probs, "probs", tol=1e-6)
         if probs.shape != (k,):
-            raise ValueError(f"probs must have shape [K] = [{k}], got {tuple(probs.shape)}")
+            raise ValueError(
+                f"probs must have shape [K] = [{k}], got {tuple(probs.shape)}"
+            )
         self.support = support.long()
-        self.probs = (probs / probs.sum()).to(support.device)   # removes float32 rounding of the input
+        self.probs = (probs / probs.sum()).to(
+            support.device
+        )  # removes float32 rounding of the input
         self.image_shape = tuple(support.shape[1:])
         self.n_max = int(flat.max())
         self._cache = None
@@ -79,7 +86,9 @@ class Oracle:
     def _flatten(self, x_t):
         _checks.tensor(x_t, "x_t")
         if tuple(x_t.shape[1:]) != self.image_shape or x_t.ndim == 0:
-            raise ValueError(f"x_t must have shape [B, *{self.image_shape}], got {tuple(x_t.shape)}")
+            raise ValueError(
+                f"x_t must have shape [B, *{self.image_shape}], got {tuple(x_t.shape)}"
+            )
         return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
 
     def _tables(self, device):
@@ -94,11 +103,17 @@ class Oracle:
         only part of the likelihood that mixes x_t and x0 pixel by pixel.
         """
         if self._cache is None or self._cache[0].device != device:
-            flat = self.support.reshape(self.support.shape[0], -1).to(device=device, dtype=torch.float64)
+            flat = self.support.reshape(self.support.shape[0], -1).to(
+                device=device, dtype=torch.float64
+            )
             v = torch.arange(self.n_max + 2, dtype=torch.float64, device=device)
-            x0, v = flat.T[:, None, :], v[None, :, None]                     # [D, 1, K], [1, V, 1]
+            x0, v = flat.T[:, None, :], v[None, :, None]  # [D, 1, K], [1, V, 1]
             impossible = v > x0
-            log_choose = torch.lgamma(x0 + 1) - torch.lgamma(v + 1) - torch.lgamma((x0 - v).clamp_min(0) + 1)
+            log_choose = (
+                torch.lgamma(x0 + 1)
+                - torch.lgamma(v + 1)
+                - torch.lgamma((x0 - v).clamp_min(0) + 1)
+            )
             log_choose = torch.where(impossible, 0.0, log_choose)
             tables = torch.cat([log_choose, impossible.to(torch.float64)], dim=-1)
             self._cache = (tables.reshape(-1, 2 * flat.shape[0]), flat)
@@ -119,12 +134,20 @@ class Oracle:
         tables, support_flat = self._tables(x.device)
         k = support_flat.shape[0]
         values = self.n_max + 2
-        columns = x.long().clamp(max=values - 1) + values * torch.arange(x.shape[1], device=x.device)
-        onehot = torch.zeros(x.shape[0], x.shape[1] * values, dtype=torch.float64, device=x.device)
+        columns = x.long().clamp(max=values - 1) + values * torch.arange(
+            x.shape[1], device=x.device
+        )
+        onehot = torch.zeros(
+            x.shape[0], x.shape[1] * values, dtype=torch.float64, device=x.device
+        )
         summed = onehot.scatter_(1, columns, 1.0) @ tables                 # [B, 2K]
         s = x.sum(1, keepdim=True)
         # xlogy: no dead units contribute nothing even at t = 0, where ln(1 - p) = -inf.
-        log_lik = summed[:, :k] - s * t + torch.xlogy((support_flat.sum(1) - s).clamp_min(0), -torch.expm1(-t))
+        log_lik = (
+            summed[:, :k]
+            - s * t
+            + torch.xlogy((support_flat.sum(1) - s).clamp_min(0), -torch.expm1(-t))
+        )
         return torch.where(summed[:, k:] > 0, -math.inf, log_lik)
 
     def posterior(self, x_t, t):
@@ -133,7 +156,11 @@ class Oracle:
         log_joint = self.log_likelihood(x_t, t) + torch.log(self.probs.to(x_t.device))
         log_evidence = torch.logsumexp(log_joint, dim=1, keepdim=True)
         possible = torch.isfinite(log_evidence)
-        return torch.where(possible, torch.exp(log_joint - torch.where(possible, log_evidence, 0.0)), 0.0)
+        return torch.where(
+            possible,
+            torch.exp(log_joint - torch.where(possible, log_evidence, 0.0)),
+            0.0,
+        )
 
     def __call__(self, x_t, t):
         w = self.posterior(x_t, t)
@@ -157,7 +184,9 @@ class Oracle:
     def sample(self, n, generator=None):
         """``n`` exact draws from the data distribution, long ``[n, ...]`` (Chapter
         6)."""
-        idx = torch.multinomial(self.probs, int(n), replacement=True, generator=generator)
+        idx = torch.multinomial(
+            self.probs, int(n), replacement=True, generator=generator
+        )
         return self.support[idx.to(self.support.device)]
 
     def empirical_probs(self, samples):

@@ -11,7 +11,11 @@ import torch
 
 
 def _to_numpy(images):
-    return images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    return (
+        images.detach().cpu().numpy()
+        if isinstance(images, torch.Tensor)
+        else np.asarray(images)
+    )
 
 
 def image_grid(images, n_max, nrow=8, ax=None, title=None, cmap="gray"):
@@ -28,11 +32,18 @@ def image_grid(images, n_max, nrow=8, ax=None, title=None, cmap="gray"):
     grid = np.ones((nrows * (h + 1) + 1, ncol * (w + 1) + 1, c))
     for i in range(b):
         r, q = divmod(i, ncol)
-        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + q * (w + 1): 1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
+        grid[
+            1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w
+        ] = x[i].transpose(1, 2, 0)
     if ax is None:
         _, ax = plt.subplots(figsize=(ncol * 0.6 + 0.4, nrows * 0.6 + 0.4))
-    ax.imshow(np.clip(grid.squeeze(-1) if c == 1 else grid, 0, 1), cmap=cmap, vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(
+        np.clip(grid.squeeze(-1) if c == 1 else grid, 0, 1),
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -43,7 +54,9 @@ def image_row(axes, images, titles=None, vmin=0.0, vmax=1.0, ylabel=None, cmap="
     """Draw 2-D images one per axis with shared colour limits (Chapters 1 and 3: noising
     over time)."""
     for i, (ax, image) in enumerate(zip(axes, images)):
-        ax.imshow(_to_numpy(image), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.imshow(
+            _to_numpy(image), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
@@ -59,10 +72,18 @@ def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
     pmf = _to_numpy(pmf)
     n = np.arange(len(pmf))
     if samples is not None:
-        counts = np.bincount(_to_numpy(samples).astype(np.int64).ravel(), minlength=len(pmf))
-        # One filled step artist instead of hundreds of bar patches (much faster to draw).
-        ax.stairs(counts / counts.sum(), np.arange(len(pmf) + 1) - 0.5, fill=True, color=color,
-                  alpha=0.35, label="simulated")
+        counts = np.bincount(
+            _to_numpy(samples).astype(np.int64).ravel(), minlength=len(pmf)
+        )
+        # One filled step artist instead of hundreds of bar patches (faster to draw).
+        ax.stairs(
+            counts / counts.sum(),
+            np.arange(len(pmf) + 1) - 0.5,
+            fill=True,
+            color=color,
+            alpha=0.35,
+            label="simulated",
+        )
     ax.plot(n, pmf, color=color, lw=1.5, label=label if label is not None else "exact")
     ax.set_xlabel("n")
     ax.set_ylabel("P(n)")
@@ -79,7 +100,13 @@ def loss_history(ax, history, window=50, label=None, color="C0"):
     ax.plot(steps, loss, color=color, alpha=0.25, lw=0.8)
     w = max(1, min(window, len(loss)))
     smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
-    ax.plot(steps[w - 1:], smooth, color=color, lw=1.5, label=label or f"running mean ({w} steps)")
+    ax.plot(
+        steps[w - 1 :],
+        smooth,
+        color=color,
+        lw=1.5,
+        label=label or f"running mean ({w} steps)",
+    )
     ax.set_xlabel("training step")
     ax.set_ylabel("loss")
     return ax
@@ -103,12 +130,23 @@ def inpainting_figure(originals, mask, completions, n_max, title=None):
     """Rows: original, what the sampler sees, then each set of completions ``[S, B, 1,
     H, W]`` (Chapter 11)."""
     completions = _to_numpy(completions)
-    rows = [np.repeat(_to_numpy(originals).astype(np.float64)[:, 0, ..., None] / n_max, 3, -1),
-            masked_view(originals, mask, n_max)]
-    rows += [np.repeat(c.astype(np.float64)[:, 0, ..., None] / n_max, 3, -1) for c in completions]
-    labels = ["original", "observed"] + [f"sample {i + 1}" for i in range(len(completions))]
+    rows = [
+        np.repeat(
+            _to_numpy(originals).astype(np.float64)[:, 0, ..., None] / n_max, 3, -1
+        ),
+        masked_view(originals, mask, n_max),
+    ]
+    rows += [
+        np.repeat(c.astype(np.float64)[:, 0, ..., None] / n_max, 3, -1)
+        for c in completions
+    ]
+    labels = ["original", "observed"] + [
+        f"sample {i + 1}" for i in range(len(completions))
+    ]
     n = rows[0].shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(0.75 * n + 0.9, 0.75 * len(rows) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(0.75 * n + 0.9, 0.75 * len(rows) + 0.3), squeeze=False
+    )
     for r, (row, label) in enumerate(zip(rows, labels)):
         for c in range(n):
             axes[r, c].imshow(np.clip(row[c], 0, 1), interpolation="nearest")
@@ -142,7 +180,9 @@ def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
     return ax
 
 
-def convergence_curves(ax, steps, curves, floor=None, floor_label=None, ylabel="", logy=False):
+def convergence_curves(
+    ax, steps, curves, floor=None, floor_label=None, ylabel="", logy=False
+):
     """Error against the number of sampler steps, one line per method (Chapters 6 and
     10).
 

@@ -59,7 +59,9 @@ def marginal_pmf(n0, t, n_max=None):
     log_p = -t                              # log e^{-t}, exact
     log_q = torch.log(-torch.expm1(-t))     # log(1 - e^{-t}), accurate for tiny t
     # 0 * log 0 = 0: a term with exponent 0 contributes nothing even when its base is 0.
-    log_pmf = log_choose + n * log_p + torch.where(k > 0, k * log_q, torch.zeros_like(k))
+    log_pmf = (
+        log_choose + n * log_p + torch.where(k > 0, k * log_q, torch.zeros_like(k))
+    )
     return torch.where(possible, torch.exp(log_pmf), torch.zeros_like(log_pmf))
 
 
@@ -113,9 +115,13 @@ def death_times(n0, n_paths=1, method="lifetimes", generator=None):
     n0, n_paths = _checks.count(n0, "n0"), _checks.positive_int(n_paths, "n_paths")
     _checks.one_of(method, DEATH_TIME_METHODS, "method")
     device = generator.device if generator is not None else None
-    draws = torch.empty(n_paths, n0, dtype=torch.float64, device=device).exponential_(generator=generator)
+    draws = torch.empty(n_paths, n0, dtype=torch.float64, device=device).exponential_(
+        generator=generator
+    )
     if method == "gillespie":
-        rates = torch.arange(n0, 0, -1, dtype=torch.float64, device=device)  # n0, n0-1, ..., 1
+        rates = torch.arange(
+            n0, 0, -1, dtype=torch.float64, device=device
+        )  # n0, n0-1, ..., 1
         return torch.cumsum(draws / rates, dim=1)
     return torch.sort(draws, dim=1).values
 
@@ -164,4 +170,6 @@ def sample_forward(x0, t, generator=None):
     work = torch.float64 if x0.dtype == torch.float64 else torch.float32
     p = torch.exp(-t.to(work))
     counts = x0.to(work)
-    return torch.binomial(counts, p.expand_as(counts).contiguous(), generator=generator).to(x0.dtype)
+    return torch.binomial(
+        counts, p.expand_as(counts).contiguous(), generator=generator
+    ).to(x0.dtype)

@@ -42,7 +42,9 @@ def round_counts(y_hat, rounding="stochastic", generator=None):
         return torch.round(y_hat)
     if rounding == "stochastic":
         low = torch.floor(y_hat)
-        u = torch.rand(y_hat.shape, generator=generator, device=y_hat.device, dtype=y_hat.dtype)
+        u = torch.rand(
+            y_hat.shape, generator=generator, device=y_hat.device, dtype=y_hat.dtype
+        )
         return low + (u < y_hat - low).to(y_hat.dtype)
     raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
 
@@ -69,12 +71,16 @@ def binomial_bridge_step(x, y_hat, q, n_max, rounding="stochastic", generator=No
     """
     room = (n_max - x).to(y_hat.dtype)
     count = torch.minimum(round_counts(y_hat, rounding, generator).clamp_min(0), room)
-    prob = torch.as_tensor(q, dtype=y_hat.dtype, device=y_hat.device).expand_as(count).contiguous()
+    prob = (
+        torch.as_tensor(q, dtype=y_hat.dtype, device=y_hat.device)
+        .expand_as(count)
+        .contiguous()
+    )
     return x + torch.binomial(count, prob, generator=generator).long()
 
 
 def _progress(iterable, enabled, total):
-    # BLACKOUT_PROGRESS=0 (set under pytest) silences bars even when a caller asks for one.
+    # BLACKOUT_PROGRESS=0 (set under pytest) silences bars even when a caller asks.
     if not enabled or os.environ.get("BLACKOUT_PROGRESS", "1") == "0":
         return iterable
     from tqdm.auto import tqdm
@@ -84,14 +90,27 @@ def _progress(iterable, enabled, total):
 def _resolve_device(model, generator, device):
     if device is not None:
         return torch.device(device)
-    params = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    params = (
+        next(iter(model.parameters()), None)
+        if isinstance(model, torch.nn.Module)
+        else None
+    )
     if params is not None:
         return params.device
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="stochastic",
-                  generator=None, after_step=None, progress=False):
+def reverse_steps(
+    model,
+    x,
+    times,
+    method="tau_leaping",
+    n_max=255,
+    rounding="stochastic",
+    generator=None,
+    after_step=None,
+    progress=False,
+):
     """The reverse-time loop: walk counts ``x`` from t_end = times[-1] down to t = 0
     (Chapter 6).
 
@@ -106,7 +125,10 @@ def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="st
     ``x``: long counts ``[B, ...]`` on the device the loop runs on. Returns the counts
     at t = 0.
     """
-    _checks.one_of(method, METHODS, "method"), _checks.one_of(rounding, ROUNDINGS, "rounding")
+    (
+        _checks.one_of(method, METHODS, "method"),
+        _checks.one_of(rounding, ROUNDINGS, "rounding"),
+    )
     n_max, times = _checks.positive_int(n_max, "n_max"), _checks.time_grid(times)
     # Every q_k and model time is prepared once: the loop never copies data to the host.
     q = step_probabilities(times).to(device=x.device, dtype=torch.float32)
@@ -124,8 +146,17 @@ def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="st
     return x
 
 
-def sample(model, shape, times, method="tau_leaping", n_max=255, generator=None, device=None,
-           progress=False, rounding="stochastic"):
+def sample(
+    model,
+    shape,
+    times,
+    method="tau_leaping",
+    n_max=255,
+    generator=None,
+    device=None,
+    progress=False,
+    rounding="stochastic",
+):
     """Generate counts ``[B, ...]`` in [0, n_max] with a rate model (Chapter 6).
 
     ``model(x_t, t) -> y_hat`` estimates E[x0 - x_t | x_t] (float counts ``[B, ...]``,
@@ -191,14 +222,19 @@ def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
     decreasing order, NaN after its last one; the final count is the number of non-NaN
     entries.
     """
-    n_paths, n_max = _checks.positive_int(n_paths, "n_paths"), _checks.positive_int(n_max, "n_max")
+    n_paths, n_max = (
+        _checks.positive_int(n_paths, "n_paths"),
+        _checks.positive_int(n_max, "n_max"),
+    )
     t_end = _checks.number(t_end, "t_end", minimum=0, strict=True)
     if not 0 < _checks.number(t_min, "t_min") < t_end:
         raise ValueError(f"t_min must lie in (0, t_end = {t_end}), got {t_min!r}")
     device = generator.device if generator is not None else torch.device("cpu")
     f64 = dict(dtype=torch.float64, device=device)
     n = torch.zeros(n_paths, dtype=torch.long, device=device)
-    v = torch.full((n_paths,), float(t_end), **f64).neg().expm1().neg().log()   # ln(1 - e^{-t_end})
+    v = (
+        torch.full((n_paths,), float(t_end), **f64).neg().expm1().neg().log()
+    )  # ln(1 - e^{-t_end})
     births = torch.full((n_paths, n_max), float("nan"), **f64)
     active = torch.ones(n_paths, dtype=torch.bool, device=device)
     while bool(active.any()):
@@ -207,11 +243,18 @@ def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
         v = torch.where(active, v - step, v)
         t = -torch.log1p(-torch.exp(v))
         active &= t >= t_min
-        t = torch.where(active, t, float(t_end))   # finished paths: any valid time, never accepted
+        t = torch.where(
+            active, t, float(t_end)
+        )  # finished paths: any valid time, never accepted
         accept_prob = rate(n.to(torch.float64), t) * torch.expm1(t) / room
         if bool((accept_prob[active] > 1 + 1e-9).any()):
-            raise ValueError("rate exceeds the blackout bound (n_max - n) / (e^t - 1): not a reverse blackout rate")
-        accept = active & (torch.rand(n_paths, generator=generator, **f64) < accept_prob)
+            raise ValueError(
+                "rate exceeds the blackout bound (n_max - n) / (e^t - 1): "
+                "not a reverse blackout rate"
+            )
+        accept = active & (
+            torch.rand(n_paths, generator=generator, **f64) < accept_prob
+        )
         rows = accept.nonzero().squeeze(1)
         births[rows, n[rows]] = t[rows]
         n = n + accept.long()

@@ -45,7 +45,9 @@ def observation_times(T=1000, t_end=15.0):
     L = math.log(math.expm1(t_end))
     k = torch.arange(T, dtype=torch.float64)
     logit_p = L * (1 - 2 * k / (T - 1))
-    times = torch.logaddexp(torch.zeros_like(logit_p), -logit_p)  # -log sigmoid(logit_p)
+    times = torch.logaddexp(
+        torch.zeros_like(logit_p), -logit_p
+    )  # -log sigmoid(logit_p)
     times[-1] = t_end
     return times
 
@@ -75,8 +77,14 @@ def loss_weights(times, kind="official", variant="instantaneous"):
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     times = torch.as_tensor(times, dtype=torch.float64)
     if times.ndim != 1 or times.numel() < 1:
-        raise ValueError(f"times must be a non-empty 1-D tensor, got shape {tuple(times.shape)}")
-    if not bool(torch.isfinite(times).all()) or times[0] <= 0 or bool((torch.diff(times) <= 0).any()):
+        raise ValueError(
+            f"times must be a non-empty 1-D tensor, got shape {tuple(times.shape)}"
+        )
+    if (
+        not bool(torch.isfinite(times).all())
+        or times[0] <= 0
+        or bool((torch.diff(times) <= 0).any())
+    ):
         raise ValueError("times must be finite, strictly increasing and start above 0")
     T = times.numel()
     steps = torch.diff(times, prepend=times.new_zeros(1))      # t_k - t_{k-1}
@@ -85,7 +93,7 @@ def loss_weights(times, kind="official", variant="instantaneous"):
     if variant == "instantaneous":
         w = p * steps
     else:
-        w = p * torch.expm1(steps)                              # p_{k-1} - p_k, without cancellation
+        w = p * torch.expm1(steps)  # p_{k-1} - p_k, without cancellation
     if kind == "elbo":
         w = w / one_minus_p
     return T * w
