@@ -1,13 +1,11 @@
 """A run folder on disk: checkpoints, shipped weights, sample batches, sample files.
 
-``train.train`` writes ``config.json`` (the preset), ``checkpoint.pt`` (model, EMA,
-optimiser, step, seconds, loss history; tensors only), ``history.csv`` and sample grids
-``samples/*.png``, each atomically (temporary file, fsync, rename). :func:`export` keeps
-EMA weights (float16), configuration, step, seconds and loss history: the format of the
-checkpoints shipped in ``blackout_tutorial/checkpoints`` (Chapters 7-8). :func:`generate`
-is the one generator of sample batches (optionally in resumable shards). Sample files:
-``.npz`` with ``samples`` (uint8 ``[N, C, H, W]``) and ``n_max``, NHWC ``arr_0`` for FID
-tools, PNG folders (Chapter 9).
+``train.train`` writes ``config.json``, ``checkpoint.pt`` (model, EMA, optimiser, step,
+seconds, loss history; tensors only), ``history.csv`` and ``samples/*.png``, atomically.
+:func:`export` writes the format of the shipped checkpoints (Chapters 7-8);
+:func:`generate` is the one generator of sample batches; sample files are ``.npz``
+(``samples`` uint8 ``[N, C, H, W]`` + ``n_max``), NHWC ``arr_0`` for FID tools, PNG
+folders (Chapter 9).
 """
 import importlib
 import json
@@ -21,7 +19,6 @@ from blackout_tutorial import _checks, data, nets, presets, sampling, schedule
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "blackout-tutorial-checkpoint-v1"
-RATE_MODEL = "blackout_tutorial.runs.build_rate_model"
 
 
 class CheckpointError(ValueError):
@@ -29,7 +26,7 @@ class CheckpointError(ValueError):
 
 
 def build_rate_model(preset, n_max):
-    """The default model builder: ``nets.build_rate_model(preset.net, n_max)`` (Chapter 7)."""
+    """The default model builder, ``nets.build_rate_model(preset.net, n_max)``."""
     return nets.build_rate_model(preset.net, n_max)
 
 
@@ -38,7 +35,7 @@ def builder_name(build_model):
     return f"{build_model.__module__}.{build_model.__qualname__}"
 
 
-def _builder(name):
+def _builder(name):     # builders of this package only: a checkpoint names no code
     module, _, attr = name.rpartition(".")
     if not module.startswith("blackout_tutorial"):
         raise CheckpointError(f"the checkpoint names an unknown model builder {name!r}")
@@ -47,16 +44,12 @@ def _builder(name):
 
 def image_spec(name):
     """``(shape, n_max)`` of the images of data set ``name``, without loading it."""
-    if hasattr(data, "dataset_spec"):
-        spec = data.dataset_spec(name)
-        return tuple(spec.shape), int(spec.n_max)
-    return data.dataset_info(name)
+    return tuple(data.dataset_spec(name).shape), int(data.dataset_spec(name).n_max)
 
 
 def atomic_write(path, write):
     """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, rename it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = (path := Path(path)).with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
@@ -65,47 +58,47 @@ def atomic_write(path, write):
 
 def save_checkpoint(path, preset, step, model, ema, optimizer, history, seconds,
                     build_model=build_rate_model):
-    """Write a full checkpoint atomically; ``torch.load(path, weights_only=True)`` reads it."""
-    state = {"format": FORMAT, "config": json.dumps(presets.to_dict(preset)), "step": step,
-             "seconds": seconds, "model": model.state_dict(), "ema": ema.state_dict(),
-             "optimizer": optimizer.state_dict(), "builder": builder_name(build_model),
+    """Write a full checkpoint atomically; ``torch.load(weights_only=True)`` reads."""
+    state = {"format": FORMAT, "config": json.dumps(presets.to_dict(preset)),
+             "step": step, "seconds": seconds, "model": model.state_dict(),
+             "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+             "builder": builder_name(build_model),
              "history": torch.as_tensor(np.asarray(history, np.float64).reshape(-1, 3))}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def read_checkpoint(path, map_location="cpu"):
-    """Load and validate a checkpoint (full or exported); ``CheckpointError`` if broken."""
+    """Load and validate a checkpoint (full or exported); ``CheckpointError`` if bad."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled code, ...
-        raise CheckpointError(f"{path} is corrupted or not a checkpoint "
-                              f"({type(err).__name__}: {err}); delete it to start the "
-                              f"run from scratch") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or "ema" not in state:
-        raise CheckpointError(f"{path} is not a blackout_tutorial checkpoint ({FORMAT})")
+        raise CheckpointError(f"{path} is corrupted or not a checkpoint ({err!r}); "
+                              f"delete it to start the run from scratch") from None
+    ok = isinstance(state, dict) and state.get("format") == FORMAT
+    if not ok or "ema" not in state:
+        raise CheckpointError(f"{path} is not a blackout_tutorial checkpoint")
     try:
         state["preset"] = presets.from_dict(json.loads(state["config"]))
     except (ValueError, TypeError, KeyError) as err:
-        raise CheckpointError(f"{path} holds an unreadable configuration: {err}") from None
-    state.setdefault("builder", RATE_MODEL)
+        raise CheckpointError(f"{path} holds an unreadable config: {err}") from None
+    state.setdefault("builder", builder_name(build_rate_model))
     return state
 
 
 def _flatten(d, prefix=""):
     out = {}
     for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        flat = _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v}
+        out.update(flat)
     return out
 
 
 def check_same_run(state, preset, build_model, path):
-    """Raise ``CheckpointError`` unless ``state`` continues ``preset`` with ``build_model``.
-
-    Changing the number of steps continues a run; anything else would silently mix runs.
-    """
+    """Raise ``CheckpointError`` unless ``state`` continues ``preset`` with
+    ``build_model`` (other steps continue a run; anything else would mix two runs)."""
     saved = presets.with_overrides(state["preset"], steps=preset.train.steps)
     a, b = _flatten(presets.to_dict(saved)), _flatten(presets.to_dict(preset))
     diff = [f"{k}: {a[k]!r} vs {b.get(k)!r}" for k in a if a[k] != b.get(k)]
@@ -113,22 +106,19 @@ def check_same_run(state, preset, build_model, path):
         diff.append(f"model builder: {state['builder']} vs {builder_name(build_model)}")
     if diff:
         raise CheckpointError(f"{path} was trained with a different configuration "
-                              f"({', '.join(diff)}); use another output folder or delete "
-                              f"the checkpoint")
+                              f"({', '.join(diff)}); use another folder or delete it")
 
 
 def load_model(path, ema=True, device=None):
-    """The model stored in a run folder or checkpoint file, in eval mode (Chapter 7).
+    """``(model, preset)`` of a run folder or checkpoint file, in eval mode (Chapter 7).
 
-    ``ema=False`` gives the raw (non-averaged) weights of a full checkpoint; exported files
-    hold the EMA weights only. The network is rebuilt by the builder the run was trained
-    with (a Blackout rate model unless the run says otherwise). Returns ``(model, preset)``.
+    ``ema=False``: the raw weights of a full checkpoint (exports keep the EMA only). The
+    network is rebuilt by the builder the run was trained with (default: a rate model).
     """
-    path = Path(path)
-    state = read_checkpoint(path / CHECKPOINT if path.is_dir() else path)
+    state = read_checkpoint(Path(path) / CHECKPOINT if Path(path).is_dir() else path)
     key = "ema" if ema else "model"
     if key not in state:
-        raise CheckpointError(f"{path} holds no '{key}' weights (exported files keep the EMA)")
+        raise CheckpointError(f"{path} holds no '{key}' weights (exports keep the EMA)")
     preset = state["preset"]
     model = _builder(state["builder"])(preset, image_spec(preset.dataset)[1])
     try:
@@ -140,60 +130,45 @@ def load_model(path, ema=True, device=None):
 
 
 def export(run_dir, path, dtype=torch.float16):
-    """Save a run as a small shareable file: EMA weights in ``dtype``, configuration, step,
-    training seconds and loss history (how the shipped checkpoints were made, Chapter 8).
-
-    :func:`load_model` and :func:`load_pretrained` read it. Returns the path.
-    """
-    run_dir = Path(run_dir)
-    state = read_checkpoint(run_dir / CHECKPOINT if run_dir.is_dir() else run_dir)
+    """Save a run as a small shareable file: EMA weights in ``dtype``, configuration,
+    step, training seconds, loss history (the shipped files' format, Chapter 8)."""
+    path_in = Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir
+    state = read_checkpoint(path_in)
     small = {"format": FORMAT, "config": state["config"], "step": state["step"],
              "ema": {k: v.to(dtype) for k, v in state["ema"].items()},
-             "seconds": float(state["seconds"]), "history": state["history"].float()}
-    if state["builder"] != RATE_MODEL:
-        small["builder"] = state["builder"]
+             "seconds": float(state["seconds"]), "history": state["history"].float(),
+             "builder": state["builder"]}
     atomic_write(path, lambda tmp: torch.save(small, tmp))
     return Path(path)
 
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
-# sha256 of each shipped checkpoint: a changed or truncated file fails loudly.
-PRETRAINED_SHA256 = {
-    # Chapter 8's model: the mnist5k-small preset (float16 EMA weights).
+PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
-    # Chapter 7's model: digits preset, laptop scale, 2000 steps (float16 EMA weights).
     "digits_laptop": "70f40e953473b2034f02c7a385a4435b7f706de8b589a46e1c686ea7a9a5e812",
 }
 
 
 def pretrained_path(name="mnist5k_small", check=True):
-    """Path of a checkpoint shipped with the package, verified against its SHA-256.
-
-    Raises ``CheckpointError`` (a ``ValueError``) on an unknown name, a missing file, or a
-    checksum mismatch (the file is corrupt, truncated, or was replaced). Chapter 8.
-    """
+    """Path of a checkpoint shipped with the package, verified against its SHA-256;
+    ``CheckpointError`` on an unknown name, a missing or a changed file (Chapter 8)."""
     if name not in PRETRAINED_SHA256:
-        raise CheckpointError(f"name must be one of {sorted(PRETRAINED_SHA256)}, got {name!r}")
+        raise CheckpointError(f"name must be one of {sorted(PRETRAINED_SHA256)}")
     path = PRETRAINED_DIR / f"{name}.pt"
     if not path.is_file():
-        raise CheckpointError(f"the shipped checkpoint {path} is missing: reinstall the "
-                              f"package or restore the file from the repository")
+        raise CheckpointError(f"the shipped checkpoint {path} is missing; reinstall")
     actual = data.file_digest(path, "sha256") if check else PRETRAINED_SHA256[name]
     if actual != PRETRAINED_SHA256[name]:
-        raise CheckpointError(f"{path} has sha256 {actual}, expected "
-                              f"{PRETRAINED_SHA256[name]}: the file is corrupt or was "
-                              f"replaced; restore it (git checkout -- {path.name})")
+        raise CheckpointError(f"{path} has sha256 {actual}, not the recorded one: "
+                              f"corrupt or replaced; git checkout -- {path.name}")
     return path
 
 
 def load_pretrained(name="mnist5k_small", device=None):
-    """The shipped, checksum-verified rate model (EMA weights) and its preset (Chapter 8).
-
-    Returns ``(model, preset, info)``; ``info`` holds the training ``step``, the training
-    ``seconds`` and the loss ``history`` (``[steps, 3]``: loss, lr, gradient norm).
-    """
-    path = pretrained_path(name)
-    model, preset = load_model(path, device=device)
+    """``(model, preset, info)``: a shipped, checksum-verified rate model (EMA), its
+    preset, and ``info`` with the training ``step``, ``seconds`` and loss ``history``
+    (``[steps, 3]``: loss, lr, gradient norm), Chapter 8."""
+    model, preset = load_model(path := pretrained_path(name), device=device)
     state = read_checkpoint(path)
     info = {"step": int(state["step"]), "seconds": float(state["seconds"]),
             "history": state["history"].double().numpy()}
@@ -201,46 +176,41 @@ def load_pretrained(name="mnist5k_small", device=None):
 
 
 def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides):
-    """Prepare ``out_dir`` to fine-tune a shipped checkpoint with ``train.train`` (Chapter 8).
-
-    Writes a full checkpoint whose raw and EMA weights are the shipped EMA weights, with a
-    fresh Adam state, and returns the preset to pass to ``train.train(preset, out_dir)``:
-    the shipped one with ``steps`` = shipped steps + ``extra_steps`` (and any
-    ``TrainConfig`` overrides, e.g. ``lr``).
-    """
+    """Prepare ``out_dir`` to fine-tune a shipped checkpoint with ``train.train``: a
+    full checkpoint with the shipped EMA as raw and EMA weights, a fresh Adam state.
+    Returns the preset for ``train.train(preset, out_dir)``: steps = shipped steps +
+    ``extra_steps``, and any ``TrainConfig`` overrides (e.g. ``lr``). Chapter 8."""
     _checks.positive_int(extra_steps, "extra_steps")
     model, preset, info = load_pretrained(name, device="cpu")
     preset = presets.with_overrides(preset, steps=info["step"] + int(extra_steps),
                                     **train_overrides)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=preset.train.lr)
-    save_checkpoint(out_dir / CHECKPOINT, preset, info["step"], model, model, optimizer,
-                    info["history"], info["seconds"])
+    save_checkpoint(Path(out_dir) / CHECKPOINT, preset, info["step"], model, model,
+                    optimizer, info["history"], info["seconds"])
     return preset
 
 
 def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
              batch_size=256, device=None, rounding="stochastic", shard_dir=None,
              progress=False):
-    """``n`` samples of a run (folder, checkpoint file) or a model, uint8 ``[n, C, H, W]``.
+    """``n`` samples of a run (folder or checkpoint file) or model, uint8 [n, C, H, W].
 
-    Batch i (``batch_size`` images) uses its own generator, seeded ``seed + 1000003 i``, so
-    one batch is exactly ``sampling.sample(model, shape, times, method, generator=
-    torch.Generator(device).manual_seed(seed))``. ``steps``/``method`` default to the
-    preset's; ``method`` may also be a sampler ``f(model, shape, steps, n_max, generator=,
-    device=)`` (the Gaussian baseline's). A model needs ``preset``. With ``shard_dir`` each
-    batch is kept as ``shard_{i:05d}.npz`` and reused on a rerun: an interrupted 50,000-image
-    job continues where it stopped (Chapter 9). Returns a CPU tensor.
+    Batch i has its own generator, seeded ``seed + 1000003 i``: one batch is exactly
+    ``sampling.sample`` with ``torch.Generator(device).manual_seed(seed)``. ``steps``,
+    ``method`` default to the preset's; ``method`` may be a sampler ``f(model, shape,
+    steps, n_max, generator=, device=)`` (the Gaussian one). A model needs ``preset``.
+    With ``shard_dir`` batch i is kept as ``shard_{i:05d}.npz``, reused on a rerun.
     """
-    n, batch_size = _checks.positive_int(n, "n"), _checks.positive_int(batch_size, "batch_size")
-    if isinstance(run_or_model, (str, os.PathLike)):
-        model, preset = load_model(run_or_model, device=device)
-    elif preset is None:
+    n = _checks.positive_int(n, "n")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    model = run_or_model
+    if isinstance(model, (str, os.PathLike)):
+        model, preset = load_model(model, device=device)
+    if preset is None:
         raise ValueError("preset is required when run_or_model is a model")
-    else:
-        model = run_or_model
-    device = torch.device(device) if device else _model_device(model)
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    device = torch.device(device) if device else (params[0].device if params else None)
     shape, n_max = image_spec(preset.dataset)
     steps = _checks.positive_int(steps or preset.sample_steps, "steps")
     method = method or preset.sample_method
@@ -256,8 +226,9 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
             x = method(model, size, steps, n_max, generator=gen, device=device)
         else:
             times = schedule.observation_times(steps, preset.t_end)
-            x = sampling.sample(model, size, times, method=method, n_max=n_max, generator=gen,
-                                device=device, progress=progress, rounding=rounding)
+            x = sampling.sample(model, size, times, method=method, n_max=n_max,
+                                generator=gen, device=device, progress=progress,
+                                rounding=rounding)
         chunks.append(x.to(torch.uint8).cpu())
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,13 +236,8 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
     return torch.cat(chunks)
 
 
-def _model_device(model):
-    params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return params.device if params is not None else torch.device("cpu")
-
-
 def checked_counts(samples, n_max):
-    """``samples`` as uint8 ``[N, C, H, W]`` (C = 1 or 3) after checking counts 0..n_max."""
+    """``samples`` as uint8 ``[N, C, H, W]`` (C = 1 or 3), checked: counts 0..n_max."""
     x = torch.as_tensor(samples).detach().cpu()
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"samples must have shape [N, C, H, W] with C = 1 or 3, got "
@@ -282,10 +248,8 @@ def checked_counts(samples, n_max):
 
 
 def save_samples_npz(samples, path, n_max):
-    """Save counts as ``samples`` (uint8 ``[N, C, H, W]``) and ``n_max`` in a .npz, atomically.
-
-    The layout of ``python -m blackout_tutorial sample --out x.npz`` (Chapter 9).
-    """
+    """Save counts as ``samples`` (uint8 ``[N, C, H, W]``) and ``n_max`` in a .npz (the
+    layout of ``python -m blackout_tutorial sample --out x.npz``, Chapter 9)."""
     x = checked_counts(samples, n_max)
     _write_npz(path, np.savez_compressed, samples=x.numpy(), n_max=np.int64(n_max))
     return Path(path)
@@ -299,15 +263,12 @@ def _write_npz(path, save, *arrays, **named):
 
 
 def load_samples_npz(path):
-    """``(samples uint8 [N, C, H, W], n_max)`` from a file of :func:`save_samples_npz`.
-
-    A file without ``n_max`` (written by an older version) raises ``ValueError``: its scale
-    (16 for digits, 1 for binarized MNIST, 255 otherwise) cannot be known.
-    """
+    """``(samples uint8 [N, C, H, W], n_max)`` from a file of :func:`save_samples_npz`;
+    a file without ``n_max`` (older versions) raises ``ValueError``: scale unknown."""
     with np.load(path) as f:
         if "samples" not in f or "n_max" not in f:
             raise ValueError(f"{path} must hold the arrays 'samples' and 'n_max' (a "
-                             f"blackout_tutorial sample file); it has {sorted(f.files)}")
+                             f"blackout_tutorial sample file), not {sorted(f.files)}")
         samples, n_max = torch.from_numpy(f["samples"]), int(f["n_max"])
     return checked_counts(samples, n_max), n_max
 
@@ -319,10 +280,8 @@ def to_8bit(samples, n_max):
 
 
 def save_fid_npz(samples, path, n_max):
-    """Save images for npz-reading FID tools: ``arr_0``, uint8 NHWC with 3 channels, 0..255.
-
-    Counts are scaled as by :func:`to_8bit`; grey images are repeated into RGB. Chapter 9.
-    """
+    """Save images for npz-reading FID tools: ``arr_0``, uint8 NHWC RGB, 0..255 (counts
+    scaled as by :func:`to_8bit`, grey repeated into RGB), Chapter 9."""
     x = to_8bit(samples, n_max).permute(0, 2, 3, 1)
     x = x.expand(-1, -1, -1, 3) if x.shape[-1] == 1 else x
     _write_npz(path, np.savez, x.contiguous().numpy())
@@ -330,15 +289,11 @@ def save_fid_npz(samples, path, n_max):
 
 
 def save_samples_png(samples, folder, n_max, start=0):
-    """Write one PNG per image (``{index:06d}.png``, 8-bit grey or RGB) into ``folder``.
-
-    Counts are scaled as by :func:`to_8bit`: the input Inception-FID tools read. ``start``
-    offsets the file numbers, so a large set can be written in chunks (Chapter 9).
-    """
+    """One PNG per image (``{start + i:06d}.png``, 8-bit grey or RGB, scaled as by
+    :func:`to_8bit`) in ``folder``: the input of Inception-FID tools (Chapter 9)."""
     from PIL import Image
     x = to_8bit(samples, n_max).permute(0, 2, 3, 1).numpy()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder := Path(folder)).mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(x):
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
             folder / f"{start + i:06d}.png")

@@ -32,7 +32,7 @@ def test_checkpoint_is_tensors_only_and_loads_the_ema(micro_run, digits):
     path = micro_run.out_dir / runs.CHECKPOINT
     state = torch.load(path, weights_only=True)
     assert state["format"] == runs.FORMAT and state["step"] == 4
-    assert state["builder"] == runs.RATE_MODEL and state["history"].shape == (4, 3)
+    assert state["builder"] == runs.builder_name(runs.build_rate_model) and state["history"].shape == (4, 3)
     model, preset = runs.load_model(micro_run.out_dir, device="cpu")
     assert preset == micro_preset() and not model.training
     x, t = digits.test[:4].float(), torch.full((4,), 0.7)
