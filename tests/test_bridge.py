@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial.bridge: reverse rates and the binomial bridge (Chapter 4)."""
+"""Tests of blackout_tutorial.bridge: reverse rates and the binomial bridge (Chapter
+4)."""
 import math
 
 import pytest
@@ -23,11 +24,14 @@ def test_step_probabilities_compose_to_the_survival_of_a_dead_unit():
     q = bridge.step_probabilities(times)
     assert q.shape == (50,) and q[0].item() == pytest.approx(1.0)
     assert bool(((q > 0) & (q <= 1)).all())
-    # A unit dead at t_end stays dead down to t_j with prob prod (1 - q_k) = (1 - p_j)/(1 - p_end).
+    # A unit dead at t_end stays dead down to t_j with prob prod (1 - q_k) = (1 -
+    # p_j)/(1 - p_end).
     j = 10
     stays_dead = torch.prod(1 - q[j + 1:])
     p = torch.exp(-times)
-    assert stays_dead.item() == pytest.approx(((1 - p[j]) / (1 - p[-1])).item(), rel=1e-10)
+    assert stays_dead.item() == pytest.approx(
+        ((1 - p[j]) / (1 - p[-1])).item(), rel=1e-10
+    )
 
 
 def test_conditional_birth_rate_values():
@@ -35,12 +39,15 @@ def test_conditional_birth_rate_values():
     x_t = torch.tensor([[2, 3], [0, 0]])
     t = torch.tensor([0.5, 2.0])
     rate = bridge.conditional_birth_rate(x_t, x0, t)
-    expected = torch.tensor([[3 / math.expm1(0.5), 0.0], [2 / math.expm1(2.0), 0.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[3 / math.expm1(0.5), 0.0], [2 / math.expm1(2.0), 0.0]], dtype=torch.float64
+    )
     assert torch.allclose(rate, expected, rtol=1e-12)
 
 
 def test_sample_bridge_marginalised_over_x_t_gives_the_forward_marginal():
-    # x_t ~ Bin(x0, p_t), then x_s ~ bridge  =>  x_s ~ Bin(x0, p_s). Chi-square, p > 1e-3.
+    # x_t ~ Bin(x0, p_t), then x_s ~ bridge  =>  x_s ~ Bin(x0, p_s). Chi-square, p >
+    # 1e-3.
     g = torch.Generator().manual_seed(1)
     x0 = torch.full((20000,), 12)
     s, t = 0.4, 1.3
@@ -52,8 +59,12 @@ def test_sample_bridge_marginalised_over_x_t_gives_the_forward_marginal():
 
 
 def test_marginal_birth_rate_equals_the_bayes_reverse_rate():
-    # W_rev(n -> n+1) = W(n+1 -> n) P(n+1, t) / P(n, t) = (n+1) P(n+1,t)/P(n,t), data mixture.
-    values, probs = torch.tensor([0, 2, 3, 6]), torch.tensor([0.1, 0.3, 0.2, 0.4], dtype=torch.float64)
+    # W_rev(n -> n+1) = W(n+1 -> n) P(n+1, t) / P(n, t) = (n+1) P(n+1,t)/P(n,t), data
+    # mixture.
+    values, probs = (
+        torch.tensor([0, 2, 3, 6]),
+        torch.tensor([0.1, 0.3, 0.2, 0.4], dtype=torch.float64),
+    )
     orc = oracle.Oracle(values, probs)
     t = 0.8
     pmf = (probs[:, None] * process.marginal_pmf(values, t, n_max=6)).sum(0)
@@ -63,18 +74,46 @@ def test_marginal_birth_rate_equals_the_bayes_reverse_rate():
     assert torch.allclose(rate, bayes, rtol=1e-5)
 
 
-@pytest.mark.parametrize("call, word", [
-    (lambda: bridge.bridge_probability(1.0, 1.0), "s"),
-    (lambda: bridge.bridge_probability(-0.1, 1.0), "t"),
-    (lambda: bridge.birth_factor(0.0), "t"),
-    (lambda: bridge.conditional_birth_rate(torch.tensor([3]), torch.tensor([2]), 1.0), "x_t"),
-    (lambda: bridge.conditional_birth_rate(torch.tensor([-1]), torch.tensor([2]), 1.0), "x_t"),
-    (lambda: bridge.conditional_birth_rate(torch.tensor([1, 1]), torch.tensor([2]), 1.0), "shape"),
-    (lambda: bridge.conditional_birth_rate(torch.ones(2, 3), torch.ones(2, 3), torch.ones(3)), "t"),
-    (lambda: bridge.sample_bridge(torch.tensor([1.5]), torch.tensor([2.0]), 0.1, 1.0), "x_t"),
-    (lambda: bridge.step_probabilities(torch.tensor([0.5, 0.2])), "times"),
-    (lambda: bridge.step_probabilities(torch.tensor([0.0, 0.2])), "times"),
-])
+@pytest.mark.parametrize(
+    "call, word",
+    [
+        (lambda: bridge.bridge_probability(1.0, 1.0), "s"),
+        (lambda: bridge.bridge_probability(-0.1, 1.0), "t"),
+        (lambda: bridge.birth_factor(0.0), "t"),
+        (
+            lambda: bridge.conditional_birth_rate(
+                torch.tensor([3]), torch.tensor([2]), 1.0
+            ),
+            "x_t",
+        ),
+        (
+            lambda: bridge.conditional_birth_rate(
+                torch.tensor([-1]), torch.tensor([2]), 1.0
+            ),
+            "x_t",
+        ),
+        (
+            lambda: bridge.conditional_birth_rate(
+                torch.tensor([1, 1]), torch.tensor([2]), 1.0
+            ),
+            "shape",
+        ),
+        (
+            lambda: bridge.conditional_birth_rate(
+                torch.ones(2, 3), torch.ones(2, 3), torch.ones(3)
+            ),
+            "t",
+        ),
+        (
+            lambda: bridge.sample_bridge(
+                torch.tensor([1.5]), torch.tensor([2.0]), 0.1, 1.0
+            ),
+            "x_t",
+        ),
+        (lambda: bridge.step_probabilities(torch.tensor([0.5, 0.2])), "times"),
+        (lambda: bridge.step_probabilities(torch.tensor([0.0, 0.2])), "times"),
+    ],
+)
 def test_bad_inputs_raise_value_error_naming_the_argument(call, word):
     with pytest.raises(ValueError, match=word):
         call()

@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial._checks: every argument rule and the checked model call."""
+"""Tests of blackout_tutorial._checks: every argument rule and the checked model
+call."""
 import math
 
 import pytest
@@ -14,7 +15,10 @@ def test_positive_int_rejects_and_names_the_argument(bad):
 
 
 def test_positive_int_and_count_accept_integer_values():
-    assert _checks.positive_int(3.0, "n") == 3 and _checks.positive_int(torch.tensor(4), "n") == 4
+    assert (
+        _checks.positive_int(3.0, "n") == 3
+        and _checks.positive_int(torch.tensor(4), "n") == 4
+    )
     assert _checks.count(0, "n0") == 0 and _checks.count(torch.tensor([7]), "n0") == 7
     with pytest.raises(ValueError, match="n0 must be a single count"):
         _checks.count(torch.tensor([1, 2]), "n0")
@@ -22,9 +26,17 @@ def test_positive_int_and_count_accept_integer_values():
         _checks.count(5, "n0", n_max=4)
 
 
-@pytest.mark.parametrize("bad, rule", [([1.5], "integer-valued"), ([-1], "non-negative"),
-                                       ([math.inf], "finite"), ([math.nan], "finite"),
-                                       ([True], "real numbers"), ([9], "<= n_max")])
+@pytest.mark.parametrize(
+    "bad, rule",
+    [
+        ([1.5], "integer-valued"),
+        ([-1], "non-negative"),
+        ([math.inf], "finite"),
+        ([math.nan], "finite"),
+        ([True], "real numbers"),
+        ([9], "<= n_max"),
+    ],
+)
 def test_counts_rules(bad, rule):
     with pytest.raises(ValueError, match=rule):
         _checks.counts(bad, "x0", n_max=8)
@@ -39,7 +51,7 @@ def test_counts_keep_dtype_and_tensor_is_required_where_asked():
 
 def test_times_and_time_grids():
     assert _checks.times(0.7).dtype == torch.float64
-    assert float(_checks.times(0.7)) == 0.7                 # no float32 rounding on the way
+    assert float(_checks.times(0.7)) == 0.7  # no float32 rounding on the way
     for bad in (-0.1, math.nan, math.inf):
         with pytest.raises(ValueError, match="t_end must be finite"):
             _checks.times(bad, "t_end")

@@ -19,8 +19,11 @@ from blackout_tutorial import _files, data
 
 
 def write_idx(path, array):
-    """Write a uint8 array in the IDX format (gzip-compressed if the name ends in .gz)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    """Write a uint8 array in the IDX format (gzip-compressed if the name ends in
+    .gz)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(
+        f">{array.ndim}i", *array.shape
+    )
     payload = header + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(payload) if str(path).endswith(".gz") else payload)
 
@@ -52,7 +55,9 @@ def test_digits_counts_split_and_labels():
     assert d.train.dtype == torch.uint8 and d.n_max == 16 and int(d.train.max()) == 16
     assert set(d.test_labels.tolist()) == set(range(10))
     again = data.load_digits()
-    assert torch.equal(again.test, d.test) and torch.equal(again.train_labels, d.train_labels)
+    assert torch.equal(again.test, d.test) and torch.equal(
+        again.train_labels, d.train_labels
+    )
     # The split is a partition of the 1797 images (sorted rows compare as multisets).
     from sklearn.datasets import load_digits
     everything = torch.cat([d.train, d.test]).reshape(1797, -1)
@@ -64,7 +69,10 @@ def test_mnist5k_is_parsed_from_the_bundled_csv():
     d = data.load_mnist5k()
     assert d.train.shape == (4000, 1, 28, 28) and d.test.shape == (1000, 1, 28, 28)
     assert d.n_max == 255 and int(d.train.max()) == 255
-    assert torch.bincount(torch.cat([d.train_labels, d.test_labels])).tolist() == [500] * 10
+    assert (
+        torch.bincount(torch.cat([d.train_labels, d.test_labels])).tolist()
+        == [500] * 10
+    )
 
 
 def test_read_idx_round_trip_and_errors(tmp_path):
@@ -72,18 +80,26 @@ def test_read_idx_round_trip_and_errors(tmp_path):
     for name in ["x-idx3-ubyte.gz", "x-idx3-ubyte"]:
         write_idx(tmp_path / name, images)
         np.testing.assert_array_equal(data.read_idx(tmp_path / name), images)
-    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + struct.pack(">i", 3) + bytes(12))
+    (tmp_path / "bad").write_bytes(
+        b"\x00\x00\x0d\x01" + struct.pack(">i", 3) + bytes(12)
+    )
     with pytest.raises(ValueError, match="not a uint8 IDX"):
         data.read_idx(tmp_path / "bad")
-    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">i", 4) + bytes(3))
+    (tmp_path / "short").write_bytes(
+        b"\x00\x00\x08\x01" + struct.pack(">i", 4) + bytes(3)
+    )
     with pytest.raises(ValueError, match="header says shape"):
         data.read_idx(tmp_path / "short")
 
 
 def _fake_mnist(folder, monkeypatch, rng):
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"train-images": rng.integers(0, 256, (6, 28, 28)), "train-labels": rng.integers(0, 10, 6),
-              "t10k-images": rng.integers(0, 256, (4, 28, 28)), "t10k-labels": rng.integers(0, 10, 4)}
+    arrays = {
+        "train-images": rng.integers(0, 256, (6, 28, 28)),
+        "train-labels": rng.integers(0, 10, 6),
+        "t10k-images": rng.integers(0, 256, (4, 28, 28)),
+        "t10k-labels": rng.integers(0, 10, 4),
+    }
     checksums = {}
     for name in data.MNIST_FILES:
         write_idx(folder / name, arrays[name.split("-idx")[0]])
@@ -94,17 +110,25 @@ def _fake_mnist(folder, monkeypatch, rng):
 
 def test_load_mnist_and_binarized_from_real_format_files(tmp_path, monkeypatch):
     arrays = _fake_mnist(tmp_path / "mnist", monkeypatch, np.random.default_rng(1))
-    monkeypatch.setattr(_files, "_download", lambda url: pytest.fail("no download expected"))
+    monkeypatch.setattr(
+        _files, "_download", lambda url: pytest.fail("no download expected")
+    )
     d = data.load_dataset("mnist", data_dir=tmp_path, download=False)
     np.testing.assert_array_equal(d.train[:, 0].numpy(), arrays["train-images"])
     np.testing.assert_array_equal(d.test_labels.numpy(), arrays["t10k-labels"])
     assert d.n_max == 255 and d.train.dtype == torch.uint8
     b = data.load_dataset("binarized_mnist", data_dir=tmp_path, download=False)
-    assert b.train.shape == (6, 1, 32, 32) and b.n_max == 1 and set(b.train.unique().tolist()) <= {0, 1}
+    assert (
+        b.train.shape == (6, 1, 32, 32)
+        and b.n_max == 1
+        and set(b.train.unique().tolist()) <= {0, 1}
+    )
 
 
 def test_binarize_resizes_and_thresholds_above_one_half():
-    levels = torch.tensor([0, 127, 128, 255], dtype=torch.uint8)  # 127/255 < 0.5 < 128/255
+    levels = torch.tensor(
+        [0, 127, 128, 255], dtype=torch.uint8
+    )  # 127/255 < 0.5 < 128/255
     images = levels.reshape(4, 1, 1, 1).expand(4, 1, 28, 28)
     out = data.binarize(images)
     assert out.shape == (4, 1, 32, 32) and out.dtype == torch.uint8
@@ -119,7 +143,10 @@ def test_cifar_tarball_parser_keeps_channel_major_layout(tmp_path):
     row = batches["data_batch_2"][b"data"][1]
     c, i, j = 2, 5, 7
     assert int(train_x[4, c, i, j]) == row[c * 1024 + i * 32 + j]
-    assert train_y.tolist() == batches["data_batch_1"][b"labels"] + batches["data_batch_2"][b"labels"]
+    assert (
+        train_y.tolist()
+        == batches["data_batch_1"][b"labels"] + batches["data_batch_2"][b"labels"]
+    )
     assert test_y.tolist() == batches["test_batch"][b"labels"]
 
 
@@ -145,10 +172,12 @@ def test_fetch_downloads_atomically_and_checks_md5(tmp_path, monkeypatch):
         return payload
 
     monkeypatch.setattr(_files, "_download", fake_download)
-    path = data.fetch(["https://mirror1/f", "https://mirror2/f"], tmp_path / "sub" / "f.gz", good)
+    path = data.fetch(
+        ["https://mirror1/f", "https://mirror2/f"], tmp_path / "sub" / "f.gz", good
+    )
     assert path.read_bytes() == payload and calls == ["https://mirror1/f", "https://mirror2/f"]
-    assert [p.name for p in path.parent.iterdir()] == ["f.gz"]          # no temporary left over
-    data.fetch(["https://mirror2/f"], path, good)                          # present: no download
+    assert [p.name for p in path.parent.iterdir()] == ["f.gz"]  # no temporary left over
+    data.fetch(["https://mirror2/f"], path, good)  # present: no download
     assert len(calls) == 2
     with pytest.raises(data.DownloadError, match="checksum mismatch"):
         data.fetch(["https://mirror2/g"], tmp_path / "g.gz", "0" * 32)
@@ -163,7 +192,10 @@ def test_offline_error_says_what_to_download_and_where(tmp_path, monkeypatch):
     with pytest.raises(data.DownloadError) as err:
         data.load_dataset("cifar10", data_dir=tmp_path)
     message = str(err.value)
-    assert data.CIFAR10_URL in message and str(tmp_path / "cifar-10-python.tar.gz") in message
+    assert (
+        data.CIFAR10_URL in message
+        and str(tmp_path / "cifar-10-python.tar.gz") in message
+    )
     assert data.CIFAR10_MD5 in message
     with pytest.raises(data.DownloadError, match="download=False"):
         data.load_dataset("mnist", data_dir=tmp_path, download=False)
@@ -218,7 +250,9 @@ def test_a_planted_pickle_payload_does_not_run(tmp_path):
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system|nt.system"):
+    with pytest.raises(
+        pickle.UnpicklingError, match="posix.system|os.system|nt.system"
+    ):
         data.read_cifar_tarball(path)
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):
@@ -230,7 +264,9 @@ def test_a_planted_pickle_payload_does_not_run(tmp_path):
 
 
 def test_cifar_fixture_is_in_the_cifar10_python_format(tmp_path):
-    path = data.write_cifar10_fixture(tmp_path / "cifar-10-python.tar.gz", n_train=23, n_test=7)
+    path = data.write_cifar10_fixture(
+        tmp_path / "cifar-10-python.tar.gz", n_train=23, n_test=7
+    )
     with tarfile.open(path, "r:gz") as tar:
         names = sorted(m.name for m in tar.getmembers())
         batch = data.load_pickle(tar.extractfile("cifar-10-batches-py/data_batch_1"))

@@ -1,7 +1,10 @@
-"""Docstrings cite equations by their label in the book (`Eq. ch4-bridge-prob, Chapter 4`).
+"""Docstrings cite equations by their label in the book (`Eq. ch4-bridge-prob, Chapter
+4`).
 
-Every citation must name a label that some notebook in book/ defines (`$$ (label)` after a
-display equation), the chapter given with it must be the label's chapter, and no docstring
+Every citation must name a label that some notebook in book/ defines (`$$ (label)` after
+a
+display equation), the chapter given with it must be the label's chapter, and no
+docstring
 may cite a hand-typed number such as "(4.6)" or "Algorithm 6.1" (they go stale).
 """
 import ast
@@ -34,7 +37,9 @@ def docstrings(source):
     """(name, docstring) of the module and every class and function in ``source``."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(
+            node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        ):
             text = ast.get_docstring(node)
             if text:
                 yield getattr(node, "name", "<module>"), text

@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial.immigration: birth-death with immigration, forward and reverse."""
+"""Tests of blackout_tutorial.immigration: birth-death with immigration, forward and
+reverse."""
 import numpy as np
 import pytest
 import torch
@@ -31,8 +32,10 @@ def test_closed_form_matches_master_equation_and_scipy(n0, lam, t):
     closed = im.marginal_pmf(n0, t, lam, n_max)
     assert (numeric - closed).abs().max().item() < 1e-10
     p = np.exp(-t)
-    reference = np.convolve(stats.binom.pmf(range(n0 + 1), n0, p),
-                            stats.poisson.pmf(range(n_max + 1), lam * (1 - p)))[: n_max + 1]
+    reference = np.convolve(
+        stats.binom.pmf(range(n0 + 1), n0, p),
+        stats.poisson.pmf(range(n_max + 1), lam * (1 - p)),
+    )[: n_max + 1]
     assert np.abs(closed.numpy() - reference).max() < 1e-12
 
 
@@ -41,11 +44,15 @@ def test_stationary_law_is_poisson():
     p0[12] = 1
     late = im.solve_master_equation(p0, [30.0], 4.0)[0]
     assert (late - im.stationary_pmf(4.0, 40)).abs().max().item() < 1e-10
-    assert (im.stationary_pmf(4.0, 40) - torch.from_numpy(stats.poisson.pmf(range(41), 4.0))).abs().max() < 1e-14
+    assert (
+        im.stationary_pmf(4.0, 40) - torch.from_numpy(stats.poisson.pmf(range(41), 4.0))
+    ).abs().max() < 1e-14
 
 
 def test_no_immigration_is_blackout():
-    torch.testing.assert_close(im.marginal_pmf(6, 0.8, 0.0, 6), process.marginal_pmf(6, 0.8))
+    torch.testing.assert_close(
+        im.marginal_pmf(6, 0.8, 0.0, 6), process.marginal_pmf(6, 0.8)
+    )
 
 
 def test_sample_forward_matches_marginal():
@@ -65,7 +72,9 @@ def test_reverse_rates_equal_pmf_ratios():
     up, down = im.reverse_rates(dead, immigrants, t, lam)
     pmf = im.marginal_pmf(x0, t, lam, 16)
     torch.testing.assert_close(up, (n + 1) * pmf[n + 1] / pmf[n], rtol=1e-10, atol=0)
-    torch.testing.assert_close(down[1:], lam * pmf[n[1:] - 1] / pmf[n[1:]], rtol=1e-10, atol=0)
+    torch.testing.assert_close(
+        down[1:], lam * pmf[n[1:] - 1] / pmf[n[1:]], rtol=1e-10, atol=0
+    )
     assert down[0].item() == 0.0
 
 
@@ -73,26 +82,42 @@ def test_reverse_rates_without_immigration_are_blackout_rates():
     n = torch.arange(0, 6)
     dead, immigrants = im.latent_posterior_means(n, 5, 0.9, 0.0)
     up, down = im.reverse_rates(dead, immigrants, 0.9, 0.0)
-    torch.testing.assert_close(up, bridge.conditional_birth_rate(n, torch.full_like(n, 5), 0.9))
+    torch.testing.assert_close(
+        up, bridge.conditional_birth_rate(n, torch.full_like(n, 5), 0.9)
+    )
     assert bool((down == 0).all())
 
 
 def test_reverse_sampler_recovers_data_law():
     probs = torch.tensor([0.3, 0, 0, 0, 0.2, 0, 0, 0, 0.5], dtype=torch.float64)
-    out = im.sample_reverse(probs, 2.0, schedule.observation_times(100, 8.0), 4000, gen(2))
+    out = im.sample_reverse(
+        probs, 2.0, schedule.observation_times(100, 8.0), 4000, gen(2)
+    )
     freq = torch.bincount(out, minlength=40)[:9].double() / len(out)
     assert 0.5 * ((freq - probs).abs().sum() + (1 - freq.sum())).item() < 0.03
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: im.generator_matrix(3, -1.0), "lam"),
-    (lambda: im.marginal_pmf(-1, 1.0, 1.0, 5), "n0"),
-    (lambda: im.marginal_pmf(2, -1.0, 1.0, 5), "t"),
-    (lambda: im.latent_posterior_means(torch.tensor([3]), 2, 0.0, 1.0), "t"),
-    (lambda: im.latent_posterior_means(torch.tensor([3]), 2, 1.0, 0.0), "reachable"),
-    (lambda: im.sample_reverse(torch.tensor([0.5, 0.6]), 1.0, [0.1, 1.0], 10), "data_probs"),
-    (lambda: im.sample_reverse(torch.tensor([0.5, 0.5]), 1.0, [1.0, 0.1], 10), "times"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: im.generator_matrix(3, -1.0), "lam"),
+        (lambda: im.marginal_pmf(-1, 1.0, 1.0, 5), "n0"),
+        (lambda: im.marginal_pmf(2, -1.0, 1.0, 5), "t"),
+        (lambda: im.latent_posterior_means(torch.tensor([3]), 2, 0.0, 1.0), "t"),
+        (
+            lambda: im.latent_posterior_means(torch.tensor([3]), 2, 1.0, 0.0),
+            "reachable",
+        ),
+        (
+            lambda: im.sample_reverse(torch.tensor([0.5, 0.6]), 1.0, [0.1, 1.0], 10),
+            "data_probs",
+        ),
+        (
+            lambda: im.sample_reverse(torch.tensor([0.5, 0.5]), 1.0, [1.0, 0.1], 10),
+            "times",
+        ),
+    ],
+)
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -17,8 +17,16 @@ def test_observed_pixels_are_kept(method, path):
     support, probs = oracle.toy_distribution()
     x_obs = support[[0, 2, 4]].repeat(20, 1, 1, 1)
     mask = inpainting.box_mask(x_obs.shape, 0, 0, 2, 3)
-    x = inpainting.inpaint(oracle.Oracle(support, probs), x_obs, mask, TIMES, method, n_max=4,
-                           observed_path=path, generator=gen(1))
+    x = inpainting.inpaint(
+        oracle.Oracle(support, probs),
+        x_obs,
+        mask,
+        TIMES,
+        method,
+        n_max=4,
+        observed_path=path,
+        generator=gen(1),
+    )
     assert x.dtype == torch.long and x.shape == x_obs.shape
     assert torch.equal(x[mask], x_obs[mask])
     assert bool((x >= 0).all()) and bool((x <= 4).all())
@@ -27,7 +35,14 @@ def test_observed_pixels_are_kept(method, path):
 def test_fully_observed_image_is_returned():
     support, probs = oracle.toy_distribution()
     mask = torch.ones((3, 1, 3, 3), dtype=torch.bool)
-    x = inpainting.inpaint(oracle.Oracle(support, probs), support[:3], mask, TIMES, n_max=4, generator=gen(2))
+    x = inpainting.inpaint(
+        oracle.Oracle(support, probs),
+        support[:3],
+        mask,
+        TIMES,
+        n_max=4,
+        generator=gen(2),
+    )
     assert torch.equal(x, support[:3])
 
 
@@ -35,9 +50,15 @@ def test_nothing_observed_samples_the_data_law():
     support, probs = oracle.toy_distribution()
     model = oracle.Oracle(support, probs)
     x_obs = torch.zeros((1500, 1, 3, 3), dtype=torch.long)
-    x = inpainting.inpaint(model, x_obs, torch.zeros_like(x_obs, dtype=torch.bool),
-                           schedule.observation_times(200, 10.0), "binomial_bridge", n_max=4,
-                           generator=gen(3))
+    x = inpainting.inpaint(
+        model,
+        x_obs,
+        torch.zeros_like(x_obs, dtype=torch.bool),
+        schedule.observation_times(200, 10.0),
+        "binomial_bridge",
+        n_max=4,
+        generator=gen(3),
+    )
     # Tolerance: sampling error of 1500 draws (~0.03) plus the 200-step discretisation.
     assert model.total_variation(x) < 0.08
 
@@ -49,7 +70,9 @@ def test_conditional_oracle_completes_exactly():
     x_obs = support[[0]].repeat(200, 1, 1, 1)
     mask = inpainting.box_mask(x_obs.shape, 0, 0, 1, 3)
     conditional = oracle.Oracle(support[:1], torch.ones(1, dtype=torch.float64))
-    x = inpainting.inpaint(conditional, x_obs, mask, TIMES, "binomial_bridge", n_max=4, generator=gen(4))
+    x = inpainting.inpaint(
+        conditional, x_obs, mask, TIMES, "binomial_bridge", n_max=4, generator=gen(4)
+    )
     assert bool((x == support[0]).all())
 
 
@@ -63,8 +86,13 @@ def test_conditional_oracle_completes_exactly():
 ])
 def test_bad_input_raises(kwargs, match):
     support, probs = oracle.toy_distribution()
-    args = dict(model=oracle.Oracle(support, probs), x_obs=support[:2], mask=torch.ones((2, 1, 3, 3), dtype=torch.bool),
-                times=TIMES, n_max=4)
+    args = dict(
+        model=oracle.Oracle(support, probs),
+        x_obs=support[:2],
+        mask=torch.ones((2, 1, 3, 3), dtype=torch.bool),
+        times=TIMES,
+        n_max=4,
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         inpainting.inpaint(**args)
@@ -82,4 +110,6 @@ def test_inpaint_checks_the_model_output_like_the_sampler():
     x_obs = torch.zeros(2, 1, 3, 3, dtype=torch.long)
     mask = torch.zeros(2, 1, 3, 3, dtype=torch.bool)
     with pytest.raises(ValueError, match="model output at step 4 must be finite"):
-        inpainting.inpaint(lambda x, t: x - 1, x_obs, mask, torch.linspace(0.5, 3.0, 5), n_max=4)
+        inpainting.inpaint(
+            lambda x, t: x - 1, x_obs, mask, torch.linspace(0.5, 3.0, 5), n_max=4
+        )

@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial.limits: the Feller (square-root) diffusion limit of blackout."""
+"""Tests of blackout_tutorial.limits: the Feller (square-root) diffusion limit of
+blackout."""
 import math
 
 import pytest
@@ -14,7 +15,9 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("omega, x0, t", [(10, 0.7, 0.3), (200, 0.25, 1.5), (3, 1.0, 4.0)])
+@pytest.mark.parametrize(
+    "omega, x0, t", [(10, 0.7, 0.3), (200, 0.25, 1.5), (3, 1.0, 4.0)]
+)
 def test_feller_moments_equal_scaled_binomial_moments(omega, x0, t):
     n0 = round(omega * x0)
     mean, var = limits.feller_moments(n0 / omega, t, omega)
@@ -25,8 +28,12 @@ def test_feller_moments_equal_scaled_binomial_moments(omega, x0, t):
 
 def test_ou_moments():
     mean, var = limits.ou_moments(torch.tensor([0.5, -1.0]), 0.7)
-    torch.testing.assert_close(mean, torch.tensor([0.5, -1.0], dtype=torch.float64) * math.exp(-0.7))
-    torch.testing.assert_close(var, torch.full((2,), 1 - math.exp(-1.4), dtype=torch.float64))
+    torch.testing.assert_close(
+        mean, torch.tensor([0.5, -1.0], dtype=torch.float64) * math.exp(-0.7)
+    )
+    torch.testing.assert_close(
+        var, torch.full((2,), 1 - math.exp(-1.4), dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("shape", [1.0, 3.5, 50.0])
@@ -37,7 +44,9 @@ def test_standard_gamma_matches_scipy(shape):
 
 def test_sample_feller_moments_and_atom_at_zero():
     omega, x0, t = 5.0, 0.4, 1.2
-    x = limits.sample_feller(torch.full((100000,), x0, dtype=torch.float64), t, omega, gen(2))
+    x = limits.sample_feller(
+        torch.full((100000,), x0, dtype=torch.float64), t, omega, gen(2)
+    )
     mean, var = limits.feller_moments(x0, t, omega)
     assert abs(x.mean().item() - mean.item()) < 4 * math.sqrt(var.item() / len(x))
     assert x.var().item() == pytest.approx(var.item(), rel=0.03)
@@ -56,15 +65,22 @@ def test_euler_maruyama_matches_feller_and_ou_moments():
     assert bool((feller >= 0).all())
     _, ou = limits.simulate_ou(x0, 1.0, 200, gen(4))
     mean, var = limits.ou_moments(0.8, 1.0)
-    assert abs(ou[-1].mean().item() - mean.item()) < 4 * math.sqrt(var.item() / len(x0)) + 0.002
+    assert (
+        abs(ou[-1].mean().item() - mean.item())
+        < 4 * math.sqrt(var.item() / len(x0)) + 0.002
+    )
     assert ou[-1].var().item() == pytest.approx(var.item(), rel=0.03)
 
 
 def test_scaled_binomial_approaches_feller_as_omega_grows():
     x0, t, distances = 0.5, 0.7, []
     for i, omega in enumerate([4, 40, 400]):
-        n = process.sample_forward(torch.full((50000,), round(omega * x0), dtype=torch.float64), t, gen(10 + i))
-        exact = limits.sample_feller(torch.full((50000,), x0, dtype=torch.float64), t, omega, gen(20 + i))
+        n = process.sample_forward(
+            torch.full((50000,), round(omega * x0), dtype=torch.float64), t, gen(10 + i)
+        )
+        exact = limits.sample_feller(
+            torch.full((50000,), x0, dtype=torch.float64), t, omega, gen(20 + i)
+        )
         distances.append(stats.ks_2samp((n / omega).numpy(), exact.numpy()).statistic)
     assert distances[0] > distances[1] > distances[2]
     assert distances[2] < 0.05

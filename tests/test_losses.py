@@ -18,7 +18,9 @@ def test_poisson_loss_values_and_zero_counts():
     got = losses.poisson_loss(y_hat, y)
     assert got[0].item() == pytest.approx(2 - 3 * math.log(2), rel=1e-6)
     assert got[1].item() == pytest.approx(0.5) and got[2].item() == 0.0
-    assert math.isfinite(got[3].item()) and got[3].item() > 50     # y > 0 with y_hat = 0: huge, not inf
+    assert (
+        math.isfinite(got[3].item()) and got[3].item() > 50
+    )  # y > 0 with y_hat = 0: huge, not inf
 
 
 def test_poisson_loss_is_minimised_by_the_mean_with_the_bregman_gap():
@@ -27,36 +29,70 @@ def test_poisson_loss_is_minimised_by_the_mean_with_the_bregman_gap():
     pmf = torch.tensor(stats.binom.pmf(np.arange(7), 6, 0.35), dtype=torch.float32)
     m = float((pmf * y).sum())
     grid = torch.linspace(0.5, 4.0, 701)
-    risk = torch.stack([(pmf * losses.poisson_loss(torch.full_like(y, c), y)).sum() for c in grid])
+    risk = torch.stack(
+        [(pmf * losses.poisson_loss(torch.full_like(y, c), y)).sum() for c in grid]
+    )
     assert grid[risk.argmin()].item() == pytest.approx(m, abs=0.006)
     c = 3.0
-    gap = (pmf * (losses.poisson_loss(torch.full_like(y, c), y) - losses.poisson_loss(torch.full_like(y, m), y))).sum()
+    gap = (
+        pmf
+        * (
+            losses.poisson_loss(torch.full_like(y, c), y)
+            - losses.poisson_loss(torch.full_like(y, m), y)
+        )
+    ).sum()
     assert gap.item() == pytest.approx(c - m - m * math.log(c / m), rel=1e-4)
 
 
-@pytest.mark.parametrize("y, q, y_hat", [(0, 1.0, 0.5), (3, 1.0, 2.0), (5, 0.3, 4.2), (9, 1e-4, 9.5), (2, 0.9, 0.1)])
+@pytest.mark.parametrize(
+    "y, q, y_hat",
+    [(0, 1.0, 0.5), (3, 1.0, 2.0), (5, 0.3, 4.2), (9, 1e-4, 9.5), (2, 0.9, 0.1)],
+)
 def test_kl_binomial_poisson_matches_a_direct_sum(y, q, y_hat):
     j = np.arange(y + 1)
     b = stats.binom.pmf(j, y, q)
-    ref = float(np.sum(np.where(b > 0, b * (np.log(np.where(b > 0, b, 1)) - stats.poisson.logpmf(j, y_hat * q)), 0)))
-    got = losses.kl_binomial_poisson(torch.tensor([float(y)]), q, torch.tensor([y_hat], dtype=torch.float64), n_max=10).item()
+    ref = float(
+        np.sum(
+            np.where(
+                b > 0,
+                b
+                * (np.log(np.where(b > 0, b, 1)) - stats.poisson.logpmf(j, y_hat * q)),
+                0,
+            )
+        )
+    )
+    got = losses.kl_binomial_poisson(
+        torch.tensor([float(y)]),
+        q,
+        torch.tensor([y_hat], dtype=torch.float64),
+        n_max=10,
+    ).item()
     assert got == pytest.approx(ref, rel=1e-7, abs=1e-12)
 
 
 def test_blackout_loss_is_an_unbiased_weighted_sum_over_time():
-    # Constant model c: E[loss] = mean_k w_k (c - x0 (1 - p_k) ln c), with y ~ Bin(x0, 1 - p_k).
+    # Constant model c: E[loss] = mean_k w_k (c - x0 (1 - p_k) ln c), with y ~ Bin(x0, 1
+    # - p_k).
     times = schedule.observation_times(20, 6.0)
     weights = schedule.loss_weights(times, "elbo", "finite")
     c, n0 = 1.7, 4
     model = lambda x_t, t: torch.full_like(x_t, c)
     x0 = torch.full((40000, 1, 2), n0)
-    terms = losses.blackout_loss_terms(model, x0, times, weights, generator=torch.Generator().manual_seed(0))
+    terms = losses.blackout_loss_terms(
+        model, x0, times, weights, generator=torch.Generator().manual_seed(0)
+    )
     assert terms.shape == (40000,)
-    expected = float((weights * (c - n0 * (1 - torch.exp(-times)) * math.log(c))).mean())
+    expected = float(
+        (weights * (c - n0 * (1 - torch.exp(-times)) * math.log(c))).mean()
+    )
     se = float(terms.std()) / math.sqrt(len(terms))
     assert abs(float(terms.mean()) - expected) < 4 * se
-    scalar = losses.blackout_loss(model, x0[:8], times, weights, generator=torch.Generator().manual_seed(3))
-    again = losses.blackout_loss(model, x0[:8], times, weights, generator=torch.Generator().manual_seed(3))
+    scalar = losses.blackout_loss(
+        model, x0[:8], times, weights, generator=torch.Generator().manual_seed(3)
+    )
+    again = losses.blackout_loss(
+        model, x0[:8], times, weights, generator=torch.Generator().manual_seed(3)
+    )
     assert scalar.ndim == 0 and scalar.item() == again.item()
 
 
@@ -64,7 +100,11 @@ def test_blackout_loss_is_an_unbiased_weighted_sum_over_time():
 def toy_batch():
     support, probs = oracle.toy_distribution()
     reps = 150
-    return oracle.Oracle(support, probs), support.repeat_interleave(reps, 0), probs.repeat_interleave(reps) / reps
+    return (
+        oracle.Oracle(support, probs),
+        support.repeat_interleave(reps, 0),
+        probs.repeat_interleave(reps) / reps,
+    )
 
 
 def test_oracle_elbo_never_below_the_entropy_and_approaches_it(toy_batch):
@@ -73,9 +113,12 @@ def test_oracle_elbo_never_below_the_entropy_and_approaches_it(toy_batch):
     gaps = []
     for T in (20, 60, 200):
         times = schedule.observation_times(T, 10.0)
-        nats = losses.negative_elbo(orc, x0, times, n_max=4, generator=torch.Generator().manual_seed(T))
+        nats = losses.negative_elbo(
+            orc, x0, times, n_max=4, generator=torch.Generator().manual_seed(T)
+        )
         gaps.append(float((w * nats).sum()) - entropy)
-    # Monte-Carlo standard error of each average is below 0.03 nats; the gaps are far larger.
+    # Monte-Carlo standard error of each average is below 0.03 nats; the gaps are far
+    # larger.
     assert all(g > 0 for g in gaps) and gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.35
 
@@ -83,29 +126,76 @@ def test_oracle_elbo_never_below_the_entropy_and_approaches_it(toy_batch):
 def test_subsampled_elbo_is_unbiased_and_bits_per_dim_scale(toy_batch):
     orc, x0, w = toy_batch
     times = schedule.observation_times(100, 10.0)
-    full = losses.negative_elbo(orc, x0, times, n_max=4, generator=torch.Generator().manual_seed(0))
+    full = losses.negative_elbo(
+        orc, x0, times, n_max=4, generator=torch.Generator().manual_seed(0)
+    )
     estimates = [float((w * losses.negative_elbo(orc, x0, times, n_max=4, n_terms=10,
                                                    generator=torch.Generator().manual_seed(s))).sum())
                  for s in range(1, 13)]
     spread = np.std(estimates) / math.sqrt(len(estimates))
     assert abs(np.mean(estimates) - float((w * full).sum())) < 4 * spread + 0.05
-    bpd = losses.elbo_bits_per_dim(orc, x0[:3], times, n_max=4, generator=torch.Generator().manual_seed(0))
-    nats = losses.negative_elbo(orc, x0[:3], times, n_max=4, generator=torch.Generator().manual_seed(0))
+    bpd = losses.elbo_bits_per_dim(
+        orc, x0[:3], times, n_max=4, generator=torch.Generator().manual_seed(0)
+    )
+    nats = losses.negative_elbo(
+        orc, x0[:3], times, n_max=4, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(bpd, nats / (9 * math.log(2)))
 
 
-@pytest.mark.parametrize("call, word", [
-    (lambda: losses.poisson_loss(torch.ones(2), torch.ones(3)), "shape"),
-    (lambda: losses.blackout_loss(lambda x, t: x, torch.ones(2, 3), torch.ones(4), torch.ones(3)), "weights"),
-    (lambda: losses.blackout_loss(lambda x, t: x[:, :1], torch.ones(2, 3), torch.ones(4), torch.ones(4)), "model output"),
-    (lambda: losses.blackout_loss(lambda x, t: x, torch.full((2, 3), -1.0), torch.ones(4), torch.ones(4)), "x0"),
-    (lambda: losses.negative_elbo(lambda x, t: x, torch.full((2, 3), 9), torch.tensor([1.0, 2.0]), 4), "n_max"),
-    (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([2.0, 1.0]), 4), "times"),
-    (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4, n_terms=0), "n_terms"),
-    (lambda: losses.negative_elbo(lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4,
-                                  step_probs=torch.tensor([0.5, 0.5])), "step_probs"),
-    (lambda: losses.kl_binomial_poisson(torch.ones(2), 1.5, torch.ones(2), 4), "q"),
-])
+@pytest.mark.parametrize(
+    "call, word",
+    [
+        (lambda: losses.poisson_loss(torch.ones(2), torch.ones(3)), "shape"),
+        (
+            lambda: losses.blackout_loss(
+                lambda x, t: x, torch.ones(2, 3), torch.ones(4), torch.ones(3)
+            ),
+            "weights",
+        ),
+        (
+            lambda: losses.blackout_loss(
+                lambda x, t: x[:, :1], torch.ones(2, 3), torch.ones(4), torch.ones(4)
+            ),
+            "model output",
+        ),
+        (
+            lambda: losses.blackout_loss(
+                lambda x, t: x, torch.full((2, 3), -1.0), torch.ones(4), torch.ones(4)
+            ),
+            "x0",
+        ),
+        (
+            lambda: losses.negative_elbo(
+                lambda x, t: x, torch.full((2, 3), 9), torch.tensor([1.0, 2.0]), 4
+            ),
+            "n_max",
+        ),
+        (
+            lambda: losses.negative_elbo(
+                lambda x, t: x, torch.ones(2, 3), torch.tensor([2.0, 1.0]), 4
+            ),
+            "times",
+        ),
+        (
+            lambda: losses.negative_elbo(
+                lambda x, t: x, torch.ones(2, 3), torch.tensor([1.0, 2.0]), 4, n_terms=0
+            ),
+            "n_terms",
+        ),
+        (
+            lambda: losses.negative_elbo(
+                lambda x, t: x,
+                torch.ones(2, 3),
+                torch.tensor([1.0, 2.0]),
+                4,
+                step_probs=torch.tensor([0.5, 0.5]),
+            ),
+            "step_probs",
+        ),
+        (lambda: losses.kl_binomial_poisson(torch.ones(2), 1.5, torch.ones(2), 4), "q"),
+    ],
+)
 def test_bad_inputs_raise_value_error_naming_the_argument(call, word):
     with pytest.raises(ValueError, match=word):
         call()

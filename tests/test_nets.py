@@ -1,7 +1,6 @@
 """Tests of the U-Net rate model (blackout_tutorial.nets, Chapter 7)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,16 +13,24 @@ def _model(size="tiny", n_max=16, **overrides):
 
 
 def _perturb_head(model):
-    # The head starts at zero (f = 0 everywhere); give it weights so outputs depend on x, t.
+    # The head starts at zero (f = 0 everywhere); give it weights so outputs depend on
+    # x, t.
     with torch.no_grad():
         for p in model.net.head[-1].parameters():
             p.normal_(0, 0.1)
     return model
 
 
-@pytest.mark.parametrize("size,shape", [("tiny", (3, 1, 8, 8)), ("tiny", (2, 1, 28, 28)),
-                                        ("small", (2, 1, 28, 28)), ("small", (2, 1, 32, 32)),
-                                        ("tiny", (2, 3, 32, 32))])
+@pytest.mark.parametrize(
+    "size,shape",
+    [
+        ("tiny", (3, 1, 8, 8)),
+        ("tiny", (2, 1, 28, 28)),
+        ("small", (2, 1, 28, 28)),
+        ("small", (2, 1, 32, 32)),
+        ("tiny", (2, 3, 32, 32)),
+    ],
+)
 def test_output_shape_and_sign(size, shape):
     model = _perturb_head(_model(size, image_channels=shape[1]).eval())
     x = torch.randint(0, 17, shape).float()
@@ -33,14 +40,21 @@ def test_output_shape_and_sign(size, shape):
 
 
 def test_parameter_counts_of_size_presets():
-    counts = {size: nets.count_parameters(nets.UNet(nets.net_config(size))) for size in nets.NET_SIZES}
+    counts = {
+        size: nets.count_parameters(nets.UNet(nets.net_config(size)))
+        for size in nets.NET_SIZES
+    }
     assert counts["tiny"] < 1_000_000
     assert 2_000_000 < counts["small"] < 10_000_000
     # The DDPM CIFAR-10 network has 35.7M parameters (Ho et al. 2020).
     assert counts["paper"] == pytest.approx(35.7e6, rel=0.01)
     paper = nets.net_config("paper")
-    assert (paper.channels, paper.channel_mults, paper.attention_levels, paper.dropout) == \
-        (128, (1, 2, 2, 2), (1,), 0.1)
+    assert (
+        paper.channels,
+        paper.channel_mults,
+        paper.attention_levels,
+        paper.dropout,
+    ) == (128, (1, 2, 2, 2), (1,), 0.1)
 
 
 def test_initial_output_is_the_dead_fraction_times_n_max_ln2():
@@ -53,7 +67,8 @@ def test_initial_output_is_the_dead_fraction_times_n_max_ln2():
 
 
 def test_output_depends_on_time_between_grid_points():
-    # Continuous time: t values that no training grid holds give distinct, smooth outputs.
+    # Continuous time: t values that no training grid holds give distinct, smooth
+    # outputs.
     model = _perturb_head(_model()).eval()
     x = torch.randint(0, 17, (1, 1, 8, 8)).float().repeat(3, 1, 1, 1)
     y = model(x, torch.tensor([0.5, 0.5 + 1e-3, 0.9]))
@@ -71,7 +86,9 @@ def test_normalise_counts_endpoints():
     x = torch.tensor([0.0, 16.0, 1.0]).reshape(3, 1, 1, 1)
     t = torch.tensor([0.0, 0.0, 30.0])
     z = nets.normalise_counts(x, t, 16).flatten()
-    torch.testing.assert_close(z, torch.tensor([-8 / 9, 8 / 9, 1.0]), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        z, torch.tensor([-8 / 9, 8 / 9, 1.0]), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_odd_sizes_are_padded_and_cropped_back():

@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial.oracle: the exact rate model of a finite data distribution (Chapters 4-6)."""
+"""Tests of blackout_tutorial.oracle: the exact rate model of a finite data distribution
+(Chapters 4-6)."""
 import math
 
 import numpy as np
@@ -16,35 +17,58 @@ def toy():
 
 
 def test_log_likelihood_matches_scipy(toy):
-    x = torch.tensor([[[[0, 1, 0], [2, 3, 1], [0, 2, 0]]], [[[1, 0, 0], [0, 2, 0], [0, 0, 1]]]])
+    x = torch.tensor(
+        [[[[0, 1, 0], [2, 3, 1], [0, 2, 0]]], [[[1, 0, 0], [0, 2, 0], [0, 0, 1]]]]
+    )
     t = torch.tensor([0.7, 1.9])
     got = toy.log_likelihood(x, t)
     for b in range(2):
         for k in range(5):
-            ref = stats.binom.logpmf(x[b].numpy().ravel(), toy.support[k].numpy().ravel(), math.exp(-t[b])).sum()
-            assert got[b, k].item() == pytest.approx(ref, rel=1e-10) if np.isfinite(ref) else got[b, k].item() == -math.inf
+            ref = stats.binom.logpmf(
+                x[b].numpy().ravel(), toy.support[k].numpy().ravel(), math.exp(-t[b])
+            ).sum()
+            assert (
+                got[b, k].item() == pytest.approx(ref, rel=1e-10)
+                if np.isfinite(ref)
+                else got[b, k].item() == -math.inf
+            )
 
 
 def test_prediction_is_the_brute_force_posterior_mean(toy):
     x = torch.tensor([[[[0, 1, 0], [1, 2, 1], [0, 1, 0]]]]).float()
     t = 1.1
-    lik = torch.tensor([stats.binom.pmf(x[0].numpy().ravel(), s.numpy().ravel(), math.exp(-t)).prod()
-                        for s in toy.support], dtype=torch.float64)
+    lik = torch.tensor(
+        [
+            stats.binom.pmf(
+                x[0].numpy().ravel(), s.numpy().ravel(), math.exp(-t)
+            ).prod()
+            for s in toy.support
+        ],
+        dtype=torch.float64,
+    )
     post = lik * toy.probs / (lik * toy.probs).sum()
     assert torch.allclose(toy.posterior(x, t)[0], post, atol=1e-12)
-    expected = (post[:, None] * (toy.support.reshape(5, -1).double() - x.reshape(1, -1))).sum(0)
-    assert torch.allclose(toy(x, torch.tensor([t]))[0].reshape(-1).double(), expected, atol=1e-5)
+    expected = (
+        post[:, None] * (toy.support.reshape(5, -1).double() - x.reshape(1, -1))
+    ).sum(0)
+    assert torch.allclose(
+        toy(x, torch.tensor([t]))[0].reshape(-1).double(), expected, atol=1e-5
+    )
 
 
 def test_limits_in_time_and_off_support(toy):
     x0 = toy.support.float()
-    # Right after t = 0 nothing has died yet: the oracle predicts (almost) no dead units.
+    # Right after t = 0 nothing has died yet: the oracle predicts (almost) no dead
+    # units.
     assert toy(x0, torch.full((5,), 1e-8)).abs().max().item() < 1e-6
     # At large t everything is dead: the prediction is the data mean.
     black = torch.zeros(1, 1, 3, 3)
     mean = (toy.probs[:, None] * toy.support.reshape(5, -1).double()).sum(0)
-    assert torch.allclose(toy(black, torch.tensor([20.0])).reshape(-1).double(), mean, atol=1e-5)
-    # No support image can fade to this one (a 4 where every image has at most 3): no births.
+    assert torch.allclose(
+        toy(black, torch.tensor([20.0])).reshape(-1).double(), mean, atol=1e-5
+    )
+    # No support image can fade to this one (a 4 where every image has at most 3): no
+    # births.
     impossible = torch.zeros(1, 1, 3, 3)
     impossible[0, 0, 0, 2] = 4
     assert toy(impossible, torch.tensor([1.0])).abs().max().item() == 0.0
@@ -52,14 +76,20 @@ def test_limits_in_time_and_off_support(toy):
 
 def test_entropy_sampling_and_total_variation(toy):
     assert toy.entropy() == pytest.approx(stats.entropy(toy.probs.numpy()), rel=1e-12)
-    assert toy.entropy_bits_per_dim() == pytest.approx(toy.entropy() / (9 * math.log(2)))
+    assert toy.entropy_bits_per_dim() == pytest.approx(
+        toy.entropy() / (9 * math.log(2))
+    )
     g = torch.Generator().manual_seed(0)
     draws = toy.sample(20000, generator=g)
     freq, outside = toy.empirical_probs(draws)
     assert outside == 0.0
-    assert toy.total_variation(draws) < 0.02          # sampling noise is about 0.006 here
-    assert toy.total_variation(torch.zeros(10, 1, 3, 3)) == pytest.approx(1.0)   # all outside
-    assert toy.total_variation(toy.support[:1].repeat(10, 1, 1, 1)) == pytest.approx(0.7)
+    assert toy.total_variation(draws) < 0.02  # sampling noise is about 0.006 here
+    assert toy.total_variation(torch.zeros(10, 1, 3, 3)) == pytest.approx(
+        1.0
+    )  # all outside
+    assert toy.total_variation(toy.support[:1].repeat(10, 1, 1, 1)) == pytest.approx(
+        0.7
+    )
 
 
 @pytest.mark.parametrize("call, word", [

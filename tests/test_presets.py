@@ -30,7 +30,9 @@ def test_unknown_profile_names_the_variable():
 
 def test_describe_names_profile_and_device():
     line = presets.describe()
-    assert "profile" in line and "device" in line and blackout_tutorial.__version__ in line
+    assert (
+        "profile" in line and "device" in line and blackout_tutorial.__version__ in line
+    )
 
 
 def test_unknown_submodule_is_an_attribute_error():
@@ -66,10 +68,16 @@ def _shipped_config(name):
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
-@pytest.mark.parametrize("checkpoint, name, scale", [("mnist5k_small", "mnist5k_small", "laptop"),
-                                                     ("digits_laptop", "digits", "laptop")])
+@pytest.mark.parametrize(
+    "checkpoint, name, scale",
+    [
+        ("mnist5k_small", "mnist5k_small", "laptop"),
+        ("digits_laptop", "digits", "laptop"),
+    ],
+)
 def test_shipped_checkpoints_come_from_named_presets(checkpoint, name, scale):
-    # The command that made each shipped model is `train --preset <name> --scale <scale>`.
+    # The command that made each shipped model is `train --preset <name> --scale
+    # <scale>`.
     preset = presets.get_preset(name, scale)
     assert presets.from_dict(_shipped_config(checkpoint)) == preset
     assert nets.count_parameters(nets.build_rate_model(preset.net, 255)) < 300_000 \

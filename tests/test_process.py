@@ -1,4 +1,5 @@
-"""Tests of blackout_tutorial.process: closed form vs scipy, vs the master equation, vs simulation."""
+"""Tests of blackout_tutorial.process: closed form vs scipy, vs the master equation, vs
+simulation."""
 import math
 
 import pytest
@@ -8,7 +9,8 @@ from scipy import stats
 from blackout_tutorial import process
 from blackout_tutorial.evaluate import chi_square_test
 
-P_MIN = 1e-3  # reject a statistical test only when its p-value falls below this (fixed seeds)
+# reject a statistical test only when its p-value falls below this (fixed seeds)
+P_MIN = 1e-3
 
 
 def gen(seed=0):
@@ -24,7 +26,9 @@ def test_survival_float_and_tensor():
 
 @pytest.mark.parametrize("n0", [0, 1, 16, 255])
 def test_marginal_pmf_matches_scipy_and_sums_to_one(n0):
-    times = torch.tensor([0.0, 1e-12, 1e-6, 0.3, 1.0, 5.0, 15.0, 40.0], dtype=torch.float64)
+    times = torch.tensor(
+        [0.0, 1e-12, 1e-6, 0.3, 1.0, 5.0, 15.0, 40.0], dtype=torch.float64
+    )
     pmf = process.marginal_pmf(n0, times)
     assert pmf.shape == (len(times), n0 + 1) and pmf.dtype == torch.float64
     reference = stats.binom.pmf(range(n0 + 1), n0, torch.exp(-times)[:, None].numpy())
@@ -37,7 +41,9 @@ def test_marginal_pmf_tiny_time_relative_accuracy():
     t = 1e-12
     pmf = process.marginal_pmf(255, t)
     assert pmf[255].item() == pytest.approx(math.exp(-255 * t), rel=1e-14)
-    assert pmf[254].item() == pytest.approx(255 * math.exp(-254 * t) * -math.expm1(-t), rel=1e-10)
+    assert pmf[254].item() == pytest.approx(
+        255 * math.exp(-254 * t) * -math.expm1(-t), rel=1e-10
+    )
 
 
 def test_marginal_pmf_broadcast_and_n_max():
@@ -49,8 +55,15 @@ def test_marginal_pmf_broadcast_and_n_max():
     torch.testing.assert_close(pmf[1, 2], process.marginal_pmf(7, 2.0, n_max=10))
 
 
-@pytest.mark.parametrize("bad, match", [(dict(n0=-1, t=1.0), "n0"), (dict(n0=2.5, t=1.0), "n0"),
-                                        (dict(n0=3, t=-0.1), "t"), (dict(n0=3, t=float("nan")), "t")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(n0=-1, t=1.0), "n0"),
+        (dict(n0=2.5, t=1.0), "n0"),
+        (dict(n0=3, t=-0.1), "t"),
+        (dict(n0=3, t=float("nan")), "t"),
+    ],
+)
 def test_marginal_pmf_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         process.marginal_pmf(**bad)
@@ -77,7 +90,8 @@ def test_master_equation_matches_closed_form(n0):
 
 
 def test_master_equation_rhs_by_finite_difference():
-    # dP/dt = (n+1) P(n+1) - n P(n), checked with a central difference on the closed form.
+    # dP/dt = (n+1) P(n+1) - n P(n), checked with a central difference on the closed
+    # form.
     n0, t, h = 20, 0.7, 1e-5
     dp = (process.marginal_pmf(n0, t + h) - process.marginal_pmf(n0, t - h)) / (2 * h)
     p = process.marginal_pmf(n0, t)
@@ -110,7 +124,9 @@ def test_gillespie_path_structure():
 def test_gillespie_final_state_is_binomial():
     n0, t_end = 12, 0.8
     g = gen(2)
-    finals = torch.stack([process.gillespie(n0, t_end, generator=g)[1][-1] for _ in range(3000)])
+    finals = torch.stack(
+        [process.gillespie(n0, t_end, generator=g)[1][-1] for _ in range(3000)]
+    )
     _, p_value, _ = chi_square_test(finals, process.marginal_pmf(n0, t_end))
     assert p_value > P_MIN
 
@@ -154,7 +170,9 @@ def test_sample_forward_mean_variance_and_law():
     p = math.exp(-t)
     mean, var = n0 * p, n0 * p * (1 - p)
     assert abs(xt.mean().item() - mean) < 4 * math.sqrt(var / n)
-    se_var = ((xt - xt.mean()) ** 2).std().item() / math.sqrt(n)  # standard error of the variance
+    se_var = ((xt - xt.mean()) ** 2).std().item() / math.sqrt(
+        n
+    )  # standard error of the variance
     assert abs(xt.var().item() - var) < 4 * se_var
     assert chi_square_test(xt.long(), process.marginal_pmf(n0, t))[1] > P_MIN
 
@@ -164,8 +182,11 @@ def test_sample_forward_per_sample_times_and_dtypes():
     t = torch.tensor([0.0, 0.5, 3.0, 60.0])
     xt = process.sample_forward(x0, t, generator=gen(7))
     assert xt.dtype == torch.uint8 and xt.shape == x0.shape
-    assert torch.equal(xt[0], x0[0]) and int(xt[3].max()) == 0 and bool((xt <= x0).all())
-    # Each image's mean survival is close to its own e^{-t} (768 pixels, ~127 units each).
+    assert (
+        torch.equal(xt[0], x0[0]) and int(xt[3].max()) == 0 and bool((xt <= x0).all())
+    )
+    # Each image's mean survival is close to its own e^{-t} (768 pixels, ~127 units
+    # each).
     frac = xt[1].double().sum() / x0[1].double().sum()
     assert abs(frac.item() - math.exp(-0.5)) < 0.01
     for dtype in (torch.long, torch.float32, torch.float64):

@@ -29,8 +29,16 @@ def test_observation_times_paper_values():
     assert math.exp(-t[-1].item()) == pytest.approx(3.059e-7, rel=1e-3)
 
 
-@pytest.mark.parametrize("bad", [dict(T=1), dict(T=2.5), dict(t_end=0.0), dict(t_end=-1.0),
-                                 dict(t_end=float("inf"))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(T=1),
+        dict(T=2.5),
+        dict(t_end=0.0),
+        dict(t_end=-1.0),
+        dict(t_end=float("inf")),
+    ],
+)
 def test_observation_times_rejects_bad_input(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         schedule.observation_times(**bad)
@@ -44,7 +52,8 @@ def test_official_finite_weights_telescope():
 
 
 def test_instantaneous_weights_are_riemann_sums():
-    # Official: E_k[w_k] ~ int_0^t_end e^{-t} dt; ELBO (k >= 1): ~ int_{t_0}^{t_end} dt / (e^t - 1).
+    # Official: E_k[w_k] ~ int_0^t_end e^{-t} dt; ELBO (k >= 1): ~ int_{t_0}^{t_end} dt
+    # / (e^t - 1).
     errors = []
     for T in (1000, 8000):
         t = schedule.observation_times(T, 15.0)
@@ -69,22 +78,34 @@ def test_finite_weights_explicit_values():
     t = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     p = torch.exp(-t)
     p_prev = torch.cat([torch.ones(1, dtype=torch.float64), p[:-1]])
-    torch.testing.assert_close(schedule.loss_weights(t, "elbo", "finite"), 3 * (p_prev - p) / (1 - p))
-    torch.testing.assert_close(schedule.loss_weights(t, "official", "instantaneous"),
-                               3 * p * torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        schedule.loss_weights(t, "elbo", "finite"), 3 * (p_prev - p) / (1 - p)
+    )
+    torch.testing.assert_close(
+        schedule.loss_weights(t, "official", "instantaneous"),
+        3 * p * torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64),
+    )
 
 
-@pytest.mark.parametrize("times, kwargs, match", [
-    ([0.1, 0.3, 0.2], {}, "times"), ([0.0, 0.3], {}, "times"), ([[0.1, 0.2]], {}, "times"),
-    ([0.1, 0.2], dict(kind="dsm"), "kind"), ([0.1, 0.2], dict(variant="midpoint"), "variant"),
-])
+@pytest.mark.parametrize(
+    "times, kwargs, match",
+    [
+        ([0.1, 0.3, 0.2], {}, "times"),
+        ([0.0, 0.3], {}, "times"),
+        ([[0.1, 0.2]], {}, "times"),
+        ([0.1, 0.2], dict(kind="dsm"), "kind"),
+        ([0.1, 0.2], dict(variant="midpoint"), "variant"),
+    ],
+)
 def test_loss_weights_rejects_bad_input(times, kwargs, match):
     with pytest.raises(ValueError, match=match):
         schedule.loss_weights(torch.tensor(times, dtype=torch.float64), **kwargs)
 
 
 def test_sample_time_indices_uniform():
-    k = schedule.sample_time_indices(50_000, 10, generator=torch.Generator().manual_seed(0))
+    k = schedule.sample_time_indices(
+        50_000, 10, generator=torch.Generator().manual_seed(0)
+    )
     assert k.dtype == torch.long and k.min().item() >= 0 and k.max().item() <= 9
     assert stats.chisquare(torch.bincount(k, minlength=10).numpy()).pvalue > 1e-3
     with pytest.raises(ValueError, match="batch"):
@@ -96,7 +117,9 @@ def test_sample_time_indices_uniform():
 def test_logit_survival_matches_closed_form_and_is_stable():
     t = torch.tensor([1e-6, 0.1, 1.0, 10.0, 50.0], dtype=torch.float64)
     expected = -np.log(np.expm1(t.numpy()[:4]))
-    np.testing.assert_allclose(schedule.logit_survival(t)[:4].numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        schedule.logit_survival(t)[:4].numpy(), expected, rtol=1e-10
+    )
     assert schedule.logit_survival(t)[4].item() == pytest.approx(-50.0, abs=1e-12)
 
 
@@ -106,8 +129,11 @@ def test_importance_grid_keeps_the_expected_loss():
     grid_t, grid_w = schedule.training_grid(times, weights, "importance")
     f = torch.sin(times) + times ** 2 / 10                        # any per-time loss
     g = torch.sin(grid_t) + grid_t ** 2 / 10
-    # E_uniform[w f] on both grids agree up to the 1/(16 T) rounding of the probabilities.
-    assert (grid_w * g).mean().item() == pytest.approx((weights * f).mean().item(), rel=1e-4)
+    # E_uniform[w f] on both grids agree up to the 1/(16 T) rounding of the
+    # probabilities.
+    assert (grid_w * g).mean().item() == pytest.approx(
+        (weights * f).mean().item(), rel=1e-4
+    )
     assert torch.all(grid_w == grid_w[0]) and bool((torch.diff(grid_t) >= 0).all())
     assert schedule.training_grid(times, weights, "uniform")[0] is times
     with pytest.raises(ValueError, match="time_sampling"):
