@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from blackout_tutorial import sampling
-from blackout_tutorial.profiles import default_device
+from blackout_tutorial.presets import default_device
 
 
 def official_tau_leaping(x, y_hat, q, n_max, rng):

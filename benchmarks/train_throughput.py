@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from blackout_tutorial import losses, nets, profiles, sampling, schedule
+from blackout_tutorial import losses, nets, presets, sampling, schedule
 
 CASES = [  # size, image shape, n_max, batch on CPU, batch on GPU
     ("tiny", (1, 8, 8), 16, 128, 256),
@@ -77,8 +77,8 @@ def main():
     parser.add_argument("--device", default=None, help="torch device (default: best available)")
     parser.add_argument("--steps", type=int, default=3, help="timed repeats per measurement")
     args = parser.parse_args()
-    device = torch.device(args.device) if args.device else profiles.default_device()
-    print(profiles.describe(), f"| threads {torch.get_num_threads()}")
+    device = torch.device(args.device) if args.device else presets.default_device()
+    print(presets.describe(), f"| threads {torch.get_num_threads()}")
     header = (f"{'size':6} {'image':>9} {'params':>7} {'batch':>5} {'train img/s':>11} "
               f"{'sample img-step/s':>17} {'s/img @1000 steps':>17} {'train/sample cost':>17}")
     if device.type == "cuda":

@@ -216,7 +216,7 @@ def _cmd_evaluate(args):
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "binarized_mnist")
+DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "binarized_mnist5k", "binarized_mnist")
 
 
 class _UsageError(ValueError):

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blackout_tutorial import baselines, data, evaluate, losses, presets, sampling, schedule, train
+from blackout_tutorial import baselines, data, evaluate, losses, nets, presets, runs, schedule
+from blackout_tutorial import train
 from blackout_tutorial.nets import count_parameters
 
 
@@ -56,45 +57,39 @@ MAIN_BLACKOUT, MAIN_GAUSSIAN = "blackout_official_inst", "gaussian_simple"
 
 
 def base_preset(scale):
-    """The digits preset with this experiment's budget, pinned: the settings the stored results used
-    (constant learning rate after warmup, uniform time indices, EMA 0.999), whatever the preset's
-    defaults become. The Gaussian trainer shares everything but the Blackout-only time_sampling."""
+    """The digits preset with this experiment's budget, pinned: the settings the stored
+    results used (Adam lr 1e-3, constant after warmup, uniform time indices, EMA 0.999),
+    whatever the preset's defaults become. The Gaussian runs share everything but the
+    Blackout-only time_sampling, through the same train.train loop."""
     cfg = SCALES[scale]
-    return presets.with_overrides(presets.get_preset("digits", "laptop" if scale != "smoke" else "smoke"),
-                                  steps=cfg.steps, batch_size=cfg.batch_size, sample_every=0,
-                                  checkpoint_every=cfg.steps, ema_decay=0.999 if scale != "smoke" else 0.99,
+    digits = presets.get_preset("digits", "laptop" if scale != "smoke" else "smoke")
+    return presets.with_overrides(digits, steps=cfg.steps, batch_size=cfg.batch_size,
+                                  lr=1e-3, sample_every=0, checkpoint_every=cfg.steps,
+                                  ema_decay=0.999 if scale != "smoke" else 0.99,
                                   time_sampling="uniform", lr_decay="none")
 
 
-def train_all(scale, runs, dataset):
+def train_all(scale, run_dir, dataset):
     """Train the six models (or reuse finished runs); returns {name: seconds}."""
     seconds = {}
     base = base_preset(scale)
-    for name, (kind, variant) in BLACKOUT.items():
-        preset = presets.with_overrides(base, weights=kind, weight_variant=variant)
-        result = train.train(preset, runs / name, dataset=dataset, device="cpu", progress=False)
-        seconds[name] = result.seconds
-        print(f"{name}: {result.seconds:.0f} s, final loss {result.history[-20:, 0].mean():.4f}", flush=True)
+    jobs = {name: (presets.with_overrides(base, weights=kind, weight_variant=variant), {})
+            for name, (kind, variant) in BLACKOUT.items()}
     for name, weighting in GAUSSIAN.items():
-        path = runs / f"{name}.pt"
-        if path.exists():
-            state = torch.load(path, weights_only=True)
-        else:
-            ema, history, secs = baselines.train_gaussian(base, dataset, weighting)
-            state = {"ema": ema.state_dict(), "seconds": secs, "history": torch.as_tensor(history)}
-            torch.save(state, path)
-            print(f"{name}: {secs:.0f} s, final loss {history[-20:].mean():.4f}", flush=True)
-        seconds[name] = float(state["seconds"])
+        jobs[name] = (base, {"loss": baselines.gaussian_objective(dataset.n_max, weighting),
+                             "build_model": baselines.build_eps_model})
+    for name, (preset, objective) in jobs.items():
+        result = train.train(preset, run_dir / name, dataset=dataset, device="cpu",
+                             progress=False, **objective)
+        seconds[name] = result.seconds
+        print(f"{name}: {result.seconds:.0f} s, final loss "
+              f"{result.history[-20:, 0].mean():.4f}", flush=True)
     return seconds
 
 
-def load_models(scale, runs):
-    models = {name: train.load_model(runs / name, device="cpu")[0] for name in BLACKOUT}
-    for name in GAUSSIAN:
-        model = baselines.EpsModel(train.nets.UNet(base_preset(scale).net))
-        model.load_state_dict(torch.load(runs / f"{name}.pt", weights_only=True)["ema"])
-        models[name] = model.eval()
-    return models
+def load_models(run_dir):
+    return {name: runs.load_model(run_dir / name, device="cpu")[0]
+            for name in (*BLACKOUT, *GAUSSIAN)}
 
 
 def quality(clf, samples, dataset):
@@ -109,13 +104,11 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def generate(model, name, n, steps, t_end, n_max, seed, method="tau_leaping"):
-    """n samples with `steps` network calls: Blackout on observation_times(steps), Gaussian on u_k = k/steps."""
-    gen = torch.Generator().manual_seed(seed)
-    if name.startswith("gaussian"):
-        return baselines.sample_gaussian(model, (n, 1, 8, 8), steps, n_max, generator=gen)
-    return sampling.sample(model, (n, 1, 8, 8), schedule.observation_times(steps, t_end), method=method,
-                           n_max=n_max, generator=gen)
+def generate(model, name, n, steps, preset, seed, method="tau_leaping"):
+    """n samples with `steps` network calls (one batch): Blackout on
+    observation_times(steps), Gaussian ancestral sampling on u_k = k / steps."""
+    sampler = baselines.sample_gaussian if name.startswith("gaussian") else method
+    return runs.generate(model, n, steps, sampler, preset=preset, seed=seed, batch_size=n)
 
 
 def bits_per_dim(model, name, x0, grid, t_end, n_max, seed, n_terms=None):
@@ -124,8 +117,8 @@ def bits_per_dim(model, name, x0, grid, t_end, n_max, seed, n_terms=None):
     if name.startswith("gaussian"):
         bpd = baselines.bits_per_dim_gaussian(model, x0, grid, n_max, generator=gen, n_terms=n_terms)
     else:
-        bpd = losses.elbo_bits_per_dim(model, x0, schedule.observation_times(grid, t_end), n_max,
-                                       n_steps=n_terms, generator=gen)
+        bpd = losses.elbo_bits_per_dim(model, x0, schedule.observation_times(grid, t_end),
+                                       n_max, n_terms=n_terms, generator=gen)
     return bpd.double().numpy()
 
 
@@ -135,10 +128,11 @@ def summary(values):
             "std": float(values.std(ddof=1))}
 
 
-def evaluate_all(scale, runs, dataset):
+def evaluate_all(scale, run_dir, dataset):
     cfg = SCALES[scale]
-    t_end, n_max = base_preset(scale).t_end, dataset.n_max
-    models = load_models(scale, runs)
+    base = base_preset(scale)
+    t_end, n_max = base.t_end, dataset.n_max
+    models = load_models(run_dir)
     clf = evaluate.fit_digit_classifier(dataset.train, dataset.train_labels, n_max)
     x_test = dataset.test[: cfg.n_test].long()
     real = evaluate.classifier_metrics(clf, dataset.test, dataset.train)
@@ -158,7 +152,8 @@ def evaluate_all(scale, runs, dataset):
     for label, (name, method) in samplers.items():
         curves[label] = {}
         for steps in cfg.sample_steps:
-            x, secs = timed(lambda: generate(models[name], name, cfg.n_samples, steps, t_end, n_max, 1, method))
+            x, secs = timed(lambda: generate(models[name], name, cfg.n_samples, steps, base, 1,
+                                             method))
             curves[label][str(steps)] = {**quality(clf, x, dataset), "seconds": secs}
             grids[label] = x[:40].reshape(len(x[:40]), -1).tolist()
             print(f"{label} steps={steps}: {curves[label][str(steps)]}", flush=True)
@@ -167,7 +162,8 @@ def evaluate_all(scale, runs, dataset):
     # 2. Weight ablation: quality (tau-leaping / ancestral) and bits/dim at one step count.
     ablation = {}
     for name, model in models.items():
-        x, secs = timed(lambda: generate(model, name, cfg.n_samples, cfg.ablation_steps, t_end, n_max, 2))
+        x, secs = timed(lambda: generate(model, name, cfg.n_samples, cfg.ablation_steps, base,
+                                         2))
         bpd = bits_per_dim(model, name, x_test, cfg.ablation_steps, t_end, n_max, 3)
         ablation[name] = {**quality(clf, x, dataset), "sample_seconds": secs,
                           "bits_per_dim": summary(bpd)}
@@ -196,7 +192,8 @@ def evaluate_all(scale, runs, dataset):
     for r in range(cfg.mc_repeats):
         gen = torch.Generator().manual_seed(100 + r)
         repeats.append(losses.elbo_bits_per_dim(models["blackout_elbo_inst"], x_test, times, n_max,
-                                                n_steps=cfg.mc_steps, generator=gen).double().numpy())
+                                                n_terms=cfg.mc_steps,
+                                                generator=gen).double().numpy())
     repeats = np.stack(repeats)                                        # [repeats, images]
     out["bpd_monte_carlo"] = {"model": "blackout_elbo_inst", "T": 1000, "m": cfg.mc_steps,
                               "dataset_means": repeats.mean(1).tolist(),
@@ -214,20 +211,20 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    runs = args.runs or Path("runs") / f"ch10_{args.scale}"
-    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = args.runs or Path("runs") / f"ch10_{args.scale}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     dataset = data.load_digits()
     if args.stage in ("train", "all"):
-        seconds = train_all(args.scale, runs, dataset)
-        (runs / "train_seconds.json").write_text(json.dumps(seconds))
+        seconds = train_all(args.scale, run_dir, dataset)
+        (run_dir / "train_seconds.json").write_text(json.dumps(seconds))
     if args.stage in ("evaluate", "all"):
         start = time.perf_counter()
-        results = evaluate_all(args.scale, runs, dataset)
+        results = evaluate_all(args.scale, run_dir, dataset)
         cfg = SCALES[args.scale]
         results.update(
             scale=args.scale, config={k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
-            t_end=base_preset(args.scale).t_end, train_seconds=json.loads((runs / "train_seconds.json").read_text()),
-            n_parameters=count_parameters(train.nets.UNet(base_preset(args.scale).net)),
+            t_end=base_preset(args.scale).t_end, train_seconds=json.loads((run_dir / "train_seconds.json").read_text()),
+            n_parameters=count_parameters(nets.UNet(base_preset(args.scale).net)),
             evaluate_seconds=time.perf_counter() - start, threads=args.threads)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1))
