@@ -43,30 +43,34 @@ def _output_path(text):
 
 def build_parser():
     """The argparse parser of the CLI (every option documented in ``--help``)."""
-    from blackout_tutorial.data import DATASETS
-    from blackout_tutorial.presets import PRESETS, SCALES
-    from blackout_tutorial.sampling import METHODS, ROUNDINGS
-
     parser = argparse.ArgumentParser(
         prog="python -m blackout_tutorial",
         description="Train, sample and evaluate Blackout Diffusion models (Santos et al., "
                     "2023).")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{train,sample,evaluate}")
+    _train_parser(sub)
+    _sample_parser(sub)
+    _evaluate_parser(sub)
+    return parser
 
-    def common(p, data_dir=True):
-        p.add_argument("--device", default=None,
-                       help="torch device (cuda, cuda:1, mps, cpu); default: the best "
-                            "available")
-        if data_dir:
-            p.add_argument("--data-dir", default=None,
-                           help="folder for downloaded datasets (default: "
-                                "$BLACKOUT_DATA_DIR or ~/.cache/blackout_tutorial)")
-            p.add_argument("--dataset", choices=list(DATASETS),
-                           help="train/evaluate on this data set instead of the preset's "
-                                "(same image shape), e.g. cifar10-fixture")
-        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+def _common(p, data_dir=True):
+    from blackout_tutorial.data import DATASETS
+    p.add_argument("--device", default=None,
+                   help="torch device (cuda, cuda:1, mps, cpu); default: the best available")
+    if data_dir:
+        p.add_argument("--data-dir", default=None,
+                       help="folder for downloaded datasets (default: $BLACKOUT_DATA_DIR "
+                            "or ~/.cache/blackout_tutorial)")
+        p.add_argument("--dataset", choices=list(DATASETS),
+                       help="train/evaluate on this data set instead of the preset's (same "
+                            "image shape), e.g. cifar10-fixture")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _train_parser(sub):
+    from blackout_tutorial.presets import PRESETS, SCALES
     t = sub.add_parser("train", help="train a preset (resumes from a checkpoint in --out)",
                        description="Train a preset into a run folder; resume if it holds a "
                                    "checkpoint.")
@@ -79,8 +83,11 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive_int, help="override the global batch size")
     t.add_argument("--lr", type=_positive_float, help="override the Adam learning rate")
     t.add_argument("--seed", type=int, help="override the random seed")
-    common(t)
+    _common(t)
 
+
+def _sample_parser(sub):
+    from blackout_tutorial.sampling import METHODS, ROUNDINGS
     s = sub.add_parser("sample", help="generate images with a trained run",
                        description="Generate images from the EMA weights of a run.")
     s.add_argument("--run", required=True, help="run folder or checkpoint file")
@@ -100,8 +107,11 @@ def build_parser():
                         "and 'n_max'), a folder ending in / (one PNG per image)")
     s.add_argument("--fid-npz", type=Path,
                    help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID tools")
-    common(s, data_dir=False)
+    _common(s, data_dir=False)
 
+
+def _evaluate_parser(sub):
+    from blackout_tutorial.sampling import METHODS
     e = sub.add_parser("evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
                        description="Negative ELBO in bits/dim on held-out images; digit "
                                    "classifier metrics (digits, MNIST); Inception FID.")
@@ -121,8 +131,7 @@ def build_parser():
     e.add_argument("--fid", type=Path,
                    help="Inception FID of this PNG folder against the CIFAR-10 training set")
     e.add_argument("--json", help="also write the numbers to this JSON file")
-    common(e)
-    return parser
+    _common(e)
 
 
 def _dataset(args, preset):
