@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from blackout_tutorial import baselines as bl, data, nets, presets
+from blackout_tutorial import baselines as bl
+from blackout_tutorial import data, nets, presets
 
 N_MAX = 16
 

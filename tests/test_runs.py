@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from blackout_tutorial import data, losses, nets, presets, runs, sampling, schedule, train
+from blackout_tutorial import (
+    data,
+    losses,
+    nets,
+    presets,
+    runs,
+    sampling,
+    schedule,
+    train,
+)
 
 
 def micro_preset(steps=4):
