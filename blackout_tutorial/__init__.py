@@ -2,14 +2,15 @@
 
 One module per idea, in the order the book teaches them (see the book's chapter map):
 ``process`` (forward pure-death process), ``schedule`` (observation times, loss weights,
-the importance-sampling grid), ``bridge`` (reverse-time quantities), ``oracle`` (the exact
-rate model of a finite data set), ``losses`` (training loss, ELBO), ``sampling`` (the one
-reverse loop and the samplers on it), ``nets`` (U-Net), ``data`` (the dataset registry),
-``presets`` (run settings and profiles), ``train`` (the training loop), ``runs`` (run
-folders, checkpoints, generation), ``evaluate`` (metrics), ``baselines`` (Gaussian
-diffusion), ``limits`` (large-count limit), ``inpainting`` (conditional generation),
-``immigration`` (birth-death with immigration), ``plotting`` (figures and widgets).
-Private: ``_checks`` (argument rules), ``_files`` (file formats and downloads).
+the importance-sampling grid), ``bridge`` (reverse-time quantities), ``oracle`` (the
+exact rate model of a finite data set), ``losses`` (training loss, ELBO), ``sampling``
+(the one reverse loop and the samplers on it), ``nets`` (U-Net), ``data`` (the dataset
+registry), ``presets`` (run settings and profiles), ``train`` (the training loop),
+``runs`` (run folders, checkpoints, generation), ``evaluate`` (metrics), ``baselines``
+(Gaussian diffusion), ``limits`` (large-count limit), ``inpainting`` (conditional
+generation), ``immigration`` (birth-death with immigration), ``plotting`` (figures and
+widgets). Private: ``_checks`` (argument rules), ``_files`` (file formats and
+downloads).
 
 Submodules are imported on first use, so ``import blackout_tutorial`` stays fast and
 ``blackout_tutorial.process`` works without a separate import.

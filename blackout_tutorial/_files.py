@@ -7,6 +7,7 @@ digests and the checked, atomic download of :func:`fetch`.
 """
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import tarfile
@@ -151,3 +152,36 @@ def fetch(urls, path, md5, download=True):
     raise DownloadError(
         f"could not download {path.name} ({'; '.join(errors)}). {manual}"
     )
+
+
+def write_cifar_tarball(path, images, labels, n_train, label_names, note=""):
+    """Write uint8 ``images [N, 3, 32, 32]`` and ``labels`` in the CIFAR-10 python
+    format.
+
+    Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``
+    (the first ``n_train`` images), ``test_batch`` (the rest) and ``batches.meta``, each
+    a
+    pickled dict with byte-string keys; ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024
+    green, 1024 blue values per row), ``labels`` a list of ints.
+    """
+    rows = np.asarray(images, dtype=np.uint8).reshape(len(images), 3072)
+    parts = {f"data_batch_{i + 1}": idx
+             for i, idx in enumerate(np.array_split(np.arange(n_train), 5))}
+    parts["test_batch"] = np.arange(n_train, len(images))
+    batches = {name: {b"batch_label": f"{note} {name}".strip().encode(),
+                      b"labels": [int(v) for v in labels[idx]],
+                      b"data": rows[idx],
+                      b"filenames": [f"image_{j:05d}.png".encode() for j in idx]}
+               for name, idx in parts.items()}
+    batches["batches.meta"] = {b"label_names": [c.encode() for c in label_names],
+                               b"num_cases_per_batch": len(parts["test_batch"]),
+                               b"num_vis": 3072}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, obj in batches.items():
+            payload = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path

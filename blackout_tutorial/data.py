@@ -30,10 +30,7 @@ Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
 atomically; without a network the error says which file to fetch and where to put it.
 """
 import gzip
-import io
 import os
-import pickle
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -43,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from blackout_tutorial import _checks
-from blackout_tutorial._files import (DownloadError, fetch, file_digest, load_pickle,  # noqa: F401
-                                      read_idx)
+from blackout_tutorial._files import (  # noqa: F401  (re-exported)
+    DownloadError, fetch, file_digest, load_pickle, read_idx, write_cifar_tarball)
 from blackout_tutorial._files import read_cifar_tarball as _read_cifar_arrays
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -78,9 +75,8 @@ class CountDataset:
 
 def default_data_dir():
     """``BLACKOUT_DATA_DIR`` if set, else ``~/.cache/blackout_tutorial``."""
-    return Path(
-        os.environ.get("BLACKOUT_DATA_DIR", "~/.cache/blackout_tutorial")
-    ).expanduser()
+    return Path(os.environ.get("BLACKOUT_DATA_DIR",
+                               "~/.cache/blackout_tutorial")).expanduser()
 
 
 def _as_counts(images):
@@ -90,14 +86,13 @@ def _as_counts(images):
 def _split(name, images, labels, n_test, n_max, seed=0):
     # A fixed seeded permutation: the same held-out set on every machine and run.
     if _checks.positive_int(n_test, "n_test") >= len(images):
-        raise ValueError(
-            f"n_test must be < {len(images)} (the number of images), got {n_test}"
-        )
+        raise ValueError(f"n_test must be < {len(images)} (the number of images), "
+                         f"got {n_test}")
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
     images, labels = images[order], torch.as_tensor(labels, dtype=torch.long)[order]
-    return CountDataset(
-        name, images[n_test:], images[:n_test], labels[n_test:], labels[:n_test], n_max
-    )
+    return CountDataset(name, images[n_test:], images[:n_test], labels[n_test:],
+                        labels[:n_test],
+                        n_max)
 
 
 def load_digits(n_test=360):
@@ -134,18 +129,14 @@ def load_mnist(data_dir=None, download=True):
     folder = Path(data_dir or default_data_dir()) / "mnist"
     arrays = {}
     for name, md5 in MNIST_FILES.items():
-        path = fetch(
-            [base + name for base in MNIST_MIRRORS], folder / name, md5, download
-        )
+        path = fetch([base + name for base in MNIST_MIRRORS], folder / name, md5,
+                     download)
         arrays[name.split("-idx")[0]] = read_idx(path)
-    return CountDataset(
-        "mnist",
-        _as_counts(arrays["train-images"][:, None]),
-        _as_counts(arrays["t10k-images"][:, None]),
-        torch.from_numpy(arrays["train-labels"].astype(np.int64)),
-        torch.from_numpy(arrays["t10k-labels"].astype(np.int64)),
-        n_max=255,
-    )
+    return CountDataset("mnist", _as_counts(arrays["train-images"][:, None]),
+                        _as_counts(arrays["t10k-images"][:, None]),
+                        torch.from_numpy(arrays["train-labels"].astype(np.int64)),
+                        torch.from_numpy(arrays["t10k-labels"].astype(np.int64)),
+                        n_max=255)
 
 
 def binarize(images, size=32):
@@ -161,14 +152,9 @@ def binarize(images, size=32):
 def binarized(mnist):
     """The binarized version (32x32, n_max = 1) of an 8-bit MNIST ``CountDataset``
     (Chapter 8)."""
-    return CountDataset(
-        "binarized_" + mnist.name,
-        binarize(mnist.train),
-        binarize(mnist.test),
-        mnist.train_labels,
-        mnist.test_labels,
-        n_max=1,
-    )
+    return CountDataset("binarized_" + mnist.name, binarize(mnist.train),
+                        binarize(mnist.test),
+                        mnist.train_labels, mnist.test_labels, n_max=1)
 
 
 def read_cifar_tarball(path):
@@ -184,30 +170,17 @@ def read_cifar_tarball(path):
 def load_cifar10(data_dir=None, download=True):
     """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Chapter
     9)."""
-    path = fetch(
-        [CIFAR10_URL],
-        Path(data_dir or default_data_dir()) / "cifar-10-python.tar.gz",
-        CIFAR10_MD5,
-        download,
-    )
+    path = fetch([CIFAR10_URL],
+                 Path(data_dir or default_data_dir()) / "cifar-10-python.tar.gz",
+                 CIFAR10_MD5, download)
     train_x, train_y, test_x, test_y = read_cifar_tarball(path)
-    return CountDataset(
-        "cifar10", train_x, test_x, train_y, test_y, n_max=255, flip=True
-    )
+    return CountDataset("cifar10", train_x, test_x, train_y, test_y, n_max=255,
+                        flip=True)
 
 
-CIFAR10_FIXTURE_CLASSES = (
-    "disc",
-    "square",
-    "h-bar",
-    "v-bar",
-    "ring",
-    "cross",
-    "diagonal",
-    "two-discs",
-    "frame",
-    "checker",
-)
+CIFAR10_FIXTURE_CLASSES = ("disc", "square", "h-bar", "v-bar", "ring", "cross",
+                           "diagonal",
+                           "two-discs", "frame", "checker")
 
 
 def _fixture_shape(label, dy, dx, r, yy, xx):
@@ -247,35 +220,15 @@ def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
     Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``,
     ``test_batch`` and ``batches.meta``, each a pickled dict with byte-string keys;
     ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024 green, 1024 blue values per row),
-    ``labels`` a list of ints. Images come from :func:`fixture_images`.
+    ``labels`` a list of ints (``_files.write_cifar_tarball``). Images come from
+    :func:`fixture_images`.
     """
     if n_train < 5 or n_test < 1:
-        raise ValueError(
-            f"n_train must be >= 5 and n_test >= 1, got {n_train}, {n_test}"
-        )
+        raise ValueError(f"n_train must be >= 5 and n_test >= 1, "
+                         f"got {n_train}, {n_test}")
     images, labels = fixture_images(n_train + n_test, seed)
-    rows = images.reshape(len(images), 3072)
-    parts = {f"data_batch_{i + 1}": idx
-             for i, idx in enumerate(np.array_split(np.arange(n_train), 5))}
-    parts["test_batch"] = np.arange(n_train, n_train + n_test)
-    batches = {name: {b"batch_label": f"FIXTURE {name} (not CIFAR-10)".encode(),
-                      b"labels": [int(v) for v in labels[idx]], b"data": rows[idx],
-                      b"filenames": [f"fixture_{j:05d}.png".encode() for j in idx]}
-               for name, idx in parts.items()}
-    batches["batches.meta"] = {
-        b"label_names": [c.encode() for c in CIFAR10_FIXTURE_CLASSES],
-        b"num_cases_per_batch": len(parts["test_batch"]),
-        b"num_vis": 3072,
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, obj in batches.items():
-            payload = pickle.dumps(obj, protocol=2)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return path
+    return write_cifar_tarball(path, images, labels, n_train, CIFAR10_FIXTURE_CLASSES,
+                               note="FIXTURE (not CIFAR-10)")
 
 
 def load_cifar10_fixture(path=None):
@@ -311,34 +264,26 @@ class DatasetSpec:
     name: str
     shape: tuple                                  # (C, H, W) of one image
     n_max: int
-    loader: Callable  # loader(data_dir, download) -> CountDataset
+    # loader(data_dir, download) -> CountDataset
+    loader: Callable
 
 
 def _fixture_loader(data_dir, download):
-    return load_cifar10_fixture(
-        Path(data_dir or default_data_dir()) / "cifar10-fixture.tar.gz"
-    )
+    folder = Path(data_dir or default_data_dir())
+    return load_cifar10_fixture(folder / "cifar10-fixture.tar.gz")
 
 
-DATASETS = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec("digits", (1, 8, 8), 16, lambda d, dl: load_digits()),
-        DatasetSpec("mnist5k", (1, 28, 28), 255, lambda d, dl: load_mnist5k()),
-        DatasetSpec(
-            "binarized_mnist5k", (1, 32, 32), 1, lambda d, dl: binarized(load_mnist5k())
-        ),
-        DatasetSpec("mnist", (1, 28, 28), 255, load_mnist),
-        DatasetSpec(
-            "binarized_mnist",
-            (1, 32, 32),
-            1,
-            lambda d, dl: binarized(load_mnist(d, dl)),
-        ),
-        DatasetSpec("cifar10", (3, 32, 32), 255, load_cifar10),
-        DatasetSpec("cifar10-fixture", (3, 32, 32), 255, _fixture_loader),
-    )
-}
+DATASETS = {spec.name: spec for spec in (
+    DatasetSpec("digits", (1, 8, 8), 16, lambda d, dl: load_digits()),
+    DatasetSpec("mnist5k", (1, 28, 28), 255, lambda d, dl: load_mnist5k()),
+    DatasetSpec("binarized_mnist5k", (1, 32, 32), 1, lambda d,
+                dl: binarized(load_mnist5k())),
+    DatasetSpec("mnist", (1, 28, 28), 255, load_mnist),
+    DatasetSpec("binarized_mnist", (1, 32, 32), 1, lambda d,
+                dl: binarized(load_mnist(d, dl))),
+    DatasetSpec("cifar10", (3, 32, 32), 255, load_cifar10),
+    DatasetSpec("cifar10-fixture", (3, 32, 32), 255, _fixture_loader),
+)}
 
 
 def dataset_spec(name):

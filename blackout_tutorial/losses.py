@@ -35,19 +35,16 @@ def poisson_loss(y_hat, y):
     log only. ``y_hat`` and ``y`` must have the same shape.
     """
     if y_hat.shape != y.shape:
-        raise ValueError(
-            f"y_hat and y must have the same shape, got {tuple(y_hat.shape)} "
-            f"and {tuple(y.shape)}"
-        )
+        raise ValueError(f"y_hat and y must have the same shape, got "
+                         f"{tuple(y_hat.shape)} and {tuple(y.shape)}")
     return y_hat - y * torch.log(y_hat.clamp_min(EPS))
 
 
 def _check_batch(x0, n_max=None):
     _checks.count_tensor(x0, "x0", n_max)
     if x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError(
-            f"x0 must have shape [B, ...] with B >= 1, got {tuple(x0.shape)}"
-        )
+        raise ValueError(f"x0 must have shape [B, ...] with B >= 1, "
+                         f"got {tuple(x0.shape)}")
 
 
 def blackout_loss_terms(model, x0, times, weights, generator=None):
@@ -65,14 +62,11 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
     times = _checks.times(times, "times").to(x0.device)
     weights = _checks.finite(weights, "weights", minimum=0).to(x0.device)
     if times.ndim != 1 or weights.shape != times.shape:
-        raise ValueError(
-            f"times and weights must be 1-D of the same length, "
-            f"got {tuple(times.shape)} "
-            f"and {tuple(weights.shape)}"
-        )
-    k = schedule.sample_time_indices(
-        x0.shape[0], times.numel(), generator=generator, device=x0.device
-    )
+        raise ValueError(f"times and weights must be 1-D of the same length, "
+                         f"got {tuple(times.shape)} "
+                         f"and {tuple(weights.shape)}")
+    k = schedule.sample_time_indices(x0.shape[0], times.numel(), generator=generator,
+                                     device=x0.device)
     t = times[k]
     x_t = process.sample_forward(x0, t, generator=generator)
     y_hat = _checks.predict(model, x_t, t).float()
@@ -102,17 +96,11 @@ def _step_constants(q, n_max):
     reborn = (y[:, None] - m).clamp_min(0)
     # xlogy keeps 0 log 0 = 0, so q = 1 (the last step, every unit back) needs no
     # special case.
-    log_pmf = (
-        torch.lgamma(y[:, None] + 1)
-        - torch.lgamma(m + 1)
-        - torch.lgamma(reborn + 1)
-        + torch.xlogy(m, r)
-        + torch.xlogy(reborn, q)
-    )
+    log_pmf = (torch.lgamma(y[:, None] + 1) - torch.lgamma(m + 1)
+               - torch.lgamma(reborn + 1) + torch.xlogy(m, r) + torch.xlogy(reborn, q))
     pmf = torch.where(m <= y[:, None], torch.exp(log_pmf), 0.0)
-    return (
-        torch.lgamma(y + 1) - (pmf * torch.lgamma(m + 1)).sum(1) + torch.xlogy(y * r, r)
-    )
+    expected_log_m = (pmf * torch.lgamma(m + 1)).sum(1)
+    return torch.lgamma(y + 1) - expected_log_m + torch.xlogy(y * r, r)
 
 
 def kl_binomial_poisson(y, q, y_hat, n_max):
@@ -129,21 +117,13 @@ def kl_binomial_poisson(y, q, y_hat, n_max):
     y = _checks.counts(y, "y", n_max=_checks.positive_int(n_max, "n_max"))
     _checks.finite(y_hat, "y_hat", minimum=0)
     c = _step_constants(float(q), n_max).to(y.device)[y.long()]
-    return c + q * poisson_loss(
-        y_hat.to(torch.float64).clamp_min(EPS), y.to(torch.float64)
-    )
+    return c + q * poisson_loss(y_hat.to(torch.float64).clamp_min(EPS),
+                                y.to(torch.float64))
 
 
-def negative_elbo(
-    model,
-    x0,
-    times,
-    n_max,
-    n_terms=None,
-    step_probs=None,
-    prior_count=None,
-    generator=None,
-):
+def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
+                  prior_count=None,
+                  generator=None):
     """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq.
     ch5-elbo, Chapter 5).
 
@@ -177,9 +157,8 @@ def negative_elbo(
         _checks.number(prior_count, "prior_count", minimum=0, strict=True)
     times = _checks.time_grid(times)
     p_end = math.exp(-float(times[-1]))
-    nats = kl_binomial_poisson(
-        x0, p_end, torch.full(x0.shape, prior_count, device=x0.device), n_max
-    )
+    nats = kl_binomial_poisson(x0, p_end, torch.full(x0.shape, prior_count,
+                                                     device=x0.device), n_max)
     nats = nats.reshape(x0.shape[0], -1).sum(1)
     times_dev = times.to(x0.device)
     with torch.no_grad():
@@ -197,9 +176,8 @@ def _choose_terms(T, n_terms, step_probs, generator):
     1/(m pi_k)."""
     if n_terms is None:
         if step_probs is not None:
-            raise ValueError(
-                "step_probs needs n_terms (the full sum uses every term once)"
-            )
+            raise ValueError("step_probs needs n_terms "
+                             "(the full sum uses every term once)")
         return torch.arange(T), torch.ones(T, dtype=torch.float64)
     m = _checks.positive_int(n_terms, "n_terms")
     pi = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
@@ -207,29 +185,20 @@ def _choose_terms(T, n_terms, step_probs, generator):
     if pi.shape != (T,) or bool((pi <= 0).any()):
         raise ValueError(f"step_probs must be [T] = [{T}], positive, summing to 1")
     device = generator.device if generator is not None else pi.device
-    ks = torch.multinomial(
-        pi.to(device), m, replacement=True, generator=generator
-    ).cpu()
+    ks = torch.multinomial(pi.to(device), m, replacement=True,
+                           generator=generator).cpu()
     return ks, 1.0 / (m * pi[ks])
 
 
-def elbo_bits_per_dim(
-    model,
-    x0,
-    times,
-    n_max,
-    n_terms=None,
-    step_probs=None,
-    prior_count=None,
-    generator=None,
-):
+def elbo_bits_per_dim(model, x0, times, n_max, n_terms=None, step_probs=None,
+                      prior_count=None,
+                      generator=None):
     """Negative ELBO in bits per dimension, ``[B]``: nats / (D ln 2), D = pixels x
     channels (Eq. ch10-bpd, Chapter 10).
 
     Same arguments as ``negative_elbo``. Nobody has reported this number for Blackout
     Diffusion: Chapter 10 compares it with Gaussian and discrete diffusion models.
     """
-    nats = negative_elbo(
-        model, x0, times, n_max, n_terms, step_probs, prior_count, generator
-    )
+    nats = negative_elbo(model, x0, times, n_max, n_terms, step_probs, prior_count,
+                         generator)
     return nats / (x0[0].numel() * math.log(2))

@@ -42,33 +42,15 @@ class UNetConfig:
 
 NET_SIZES = {
     # 8x8 digits: levels 8 -> 4 -> 2, attention at 4x4.
-    "tiny": UNetConfig(
-        channels=32,
-        channel_mults=(1, 1, 2),
-        num_res_blocks=1,
-        attention_levels=(1,),
-        dropout=0.0,
-        num_groups=8,
-    ),
+    "tiny": UNetConfig(channels=32, channel_mults=(1, 1, 2), num_res_blocks=1,
+                       attention_levels=(1,), dropout=0.0, num_groups=8),
     # 28/32 px MNIST: 32 -> 16 -> 8, attention at 8x8.
-    "small": UNetConfig(
-        channels=64,
-        channel_mults=(1, 2, 2),
-        num_res_blocks=2,
-        attention_levels=(2,),
-        dropout=0.1,
-        num_groups=16,
-    ),
+    "small": UNetConfig(channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
+                        attention_levels=(2,), dropout=0.1, num_groups=16),
     # CIFAR-10: the DDPM CIFAR-10 network :cite:`ho2020ddpm` (35.7M parameters).
-    "paper": UNetConfig(
-        image_channels=3,
-        channels=128,
-        channel_mults=(1, 2, 2, 2),
-        num_res_blocks=2,
-        attention_levels=(1,),
-        dropout=0.1,
-        num_groups=32,
-    ),
+    "paper": UNetConfig(image_channels=3, channels=128, channel_mults=(1, 2, 2, 2),
+                        num_res_blocks=2, attention_levels=(1,), dropout=0.1,
+                        num_groups=32),
 }
 
 
@@ -131,9 +113,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x):
         b, c, h, w = x.shape
-        q, k, v = (
-            self.qkv(self.norm(x)).reshape(b, 3, c, h * w).transpose(-1, -2).unbind(1)
-        )
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c,
+                                                 h * w).transpose(-1, -2).unbind(1)
         a = F.scaled_dot_product_attention(q, k, v)            # [B, HW, C]
         return x + self.out(a.transpose(-1, -2).reshape(b, c, h, w))
 
@@ -157,15 +138,12 @@ class UNet(nn.Module):
         _checks.positive_int(ch, "channels"), _checks.positive_int(groups, "num_groups")
         if n_levels < 1 or any(isinstance(m, bool) or int(m) != m or m < 1
                                for m in cfg.channel_mults):
-            raise ValueError(
-                f"channel_mults must be a non-empty tuple of integers >= 1, "
-                f"got {cfg.channel_mults!r}"
-            )
+            raise ValueError("channel_mults must be a non-empty tuple of integers "
+                             f">= 1, got {cfg.channel_mults!r}")
         widths = [ch * m for m in cfg.channel_mults]
         if any(w % groups for w in widths):
-            raise ValueError(
-                f"num_groups={groups} must divide every level width {widths}"
-            )
+            raise ValueError(f"num_groups={groups} must divide every level width "
+                             f"{widths}")
         if any(not 0 <= i < n_levels for i in cfg.attention_levels):
             raise ValueError(f"attention_levels must lie in 0..{n_levels - 1}, "
                              f"got {cfg.attention_levels}")
@@ -175,11 +153,8 @@ class UNet(nn.Module):
 
         def block(c_in, c_out, level):
             res = ResBlock(c_in, c_out, time_dim, cfg.dropout, groups)
-            attn = (
-                SelfAttention(c_out, groups)
-                if level in cfg.attention_levels
+            attn = SelfAttention(c_out, groups) if level in cfg.attention_levels \
                 else nn.Identity()
-            )
             return nn.ModuleList([res, attn])
 
         self.stem = nn.Conv2d(cfg.image_channels, ch, 3, padding=1)
@@ -202,9 +177,8 @@ class UNet(nn.Module):
                 self.up.append(block(c + skip_widths.pop(), w, level))
                 c = w
             if level > 0:
-                self.up.append(
-                    nn.Conv2d(c, c, 3, padding=1)
-                )  # after 2x nearest upsampling
+                self.up.append(nn.Conv2d(c, c, 3,
+                                         padding=1))   # after 2x nearest upsampling
         self.head = nn.Sequential(nn.GroupNorm(groups, c), nn.SiLU(),
                                   nn.Conv2d(c, cfg.image_channels, 3, padding=1))
         # Start at f = 0 everywhere: a calm, input-independent first loss.
@@ -219,11 +193,8 @@ class UNet(nn.Module):
         h = self.stem(x)
         skips = [h]
         for layer in self.down:
-            h = (
-                layer(h)
-                if isinstance(layer, nn.Conv2d)
-                else layer[1](layer[0](h, temb))
-            )
+            h = layer(h) if isinstance(layer,
+                                       nn.Conv2d) else layer[1](layer[0](h, temb))
             skips.append(h)
         res1, attn, res2 = self.mid
         h = res2(attn(res1(h, temb)), temb)
@@ -285,16 +256,13 @@ class RateModel(nn.Module):
     def forward(self, x_t, t):
         channels = self.net.cfg.image_channels
         if x_t.ndim != 4 or x_t.shape[1] != channels:
-            raise ValueError(
-                f"x_t must have shape [B, {channels}, H, W], got {tuple(x_t.shape)}"
-            )
+            raise ValueError(f"x_t must have shape [B, {channels}, H, W], "
+                             f"got {tuple(x_t.shape)}")
         t = torch.as_tensor(t, dtype=torch.float32, device=x_t.device)
         t = t.expand(x_t.shape[0]) if t.ndim == 0 else t
         if t.shape != (x_t.shape[0],):
-            raise ValueError(
-                f"t must be a scalar or have shape [B] = [{x_t.shape[0]}], "
-                f"got {tuple(t.shape)}"
-            )
+            raise ValueError(f"t must be a scalar or have shape [B] = "
+                             f"[{x_t.shape[0]}], got {tuple(t.shape)}")
         x_t = x_t.float()
         # One device sync for all checks (this runs once per sampler step).
         if not bool((t >= 0).all() & torch.isfinite(t).all() & (x_t >= 0).all()

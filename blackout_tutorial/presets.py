@@ -31,13 +31,10 @@ from blackout_tutorial.nets import UNetConfig, net_config
 
 SCALES = ("smoke", "laptop", "full")
 DEFAULT_SCALE = "laptop"
-FAMILIES = (
-    "digits",
-    "mnist",
-    "binarized-mnist",
-    "cifar10",
-)  # one preset per scale each
-SHIPPED = ("mnist5k_small",)  # the exact presets of the checkpoints in the package
+FAMILIES = ("digits", "mnist", "binarized-mnist",
+            "cifar10")   # one preset per scale each
+SHIPPED = ("mnist5k_small",
+           )        # the exact presets of the checkpoints in the package
 PRESETS = FAMILIES + SHIPPED
 
 
@@ -48,23 +45,20 @@ class TrainConfig:
     batch_size: int = 128           # global batch (split over processes under torchrun)
     lr: float = 2e-4                # Adam :cite:`kingma2015adam`
     warmup_steps: int = 100         # linear learning-rate warmup
-    grad_clip: float = 1.0  # max global gradient norm
-    ema_decay: float = (
-        0.9999  # EMA of the weights (ramped up as min(decay, (1+s)/(10+s)))
-    )
+    grad_clip: float = 1.0          # max global gradient norm
+    # EMA of the weights (ramped up as min(decay, (1+s)/(10+s)))
+    ema_decay: float = 0.9999
     weights: str = "official"       # loss weights: schedule.loss_weights kind
     weight_variant: str = "instantaneous"
-    time_sampling: str = (
-        "uniform"  # "uniform" (paper: k uniform, times weights) or "importance"
-    )
+    # "uniform" (paper: k uniform, times weights) or "importance"
+    time_sampling: str = "uniform"
     lr_decay: str = "none"          # "none" (paper) or "cosine" (to 0 at the last step)
     hflip: bool = False             # random horizontal flips (CIFAR-10)
     bf16: bool = True               # bfloat16 autocast, used on CUDA only
     seed: int = 0
-    checkpoint_every: int = 500  # steps between (atomic) checkpoints
-    sample_every: int = (
-        0  # steps between sample grids (0: only at the end, if > 0 steps)
-    )
+    checkpoint_every: int = 500     # steps between (atomic) checkpoints
+    # steps between sample grids (0: only at the end, if > 0 steps)
+    sample_every: int = 0
     sample_grid: int = 64           # images in each periodic grid
 
 
@@ -95,10 +89,8 @@ def from_dict(d):
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        )
-
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k,
+                      v in values.items()})
     d = dict(d)
     d["net"] = build(UNetConfig, d.get("net", {}))
     d["train"] = build(TrainConfig, d.get("train", {}))
@@ -111,36 +103,17 @@ def _digits(scale):
     # third of the uniform-in-logit steps on black images.
     tiny = net_config("tiny")
     train = {
-        "smoke": TrainConfig(
-            steps=40,
-            batch_size=32,
-            lr=1e-3,
-            warmup_steps=10,
-            ema_decay=0.99,
-            checkpoint_every=20,
-        ),
+        "smoke": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10,
+                             ema_decay=0.99,
+                             checkpoint_every=20),
         # A short cosine-annealed run: its last weights are already averaged by the
         # small final learning rate, so the EMA only needs a short horizon (~100 steps).
-        "laptop": TrainConfig(
-            steps=2000,
-            batch_size=128,
-            lr=2e-3,
-            warmup_steps=100,
-            ema_decay=0.99,
-            time_sampling="importance",
-            lr_decay="cosine",
-            checkpoint_every=250,
-            sample_every=500,
-        ),
-        "full": TrainConfig(
-            steps=50_000,
-            batch_size=256,
-            lr=2e-4,
-            warmup_steps=1000,
-            ema_decay=0.9999,
-            checkpoint_every=5000,
-            sample_every=5000,
-        ),
+        "laptop": TrainConfig(steps=2000, batch_size=128, lr=2e-3, warmup_steps=100,
+                              ema_decay=0.99, time_sampling="importance",
+                              lr_decay="cosine", checkpoint_every=250,
+                              sample_every=500),
+        "full": TrainConfig(steps=50_000, batch_size=256, lr=2e-4, warmup_steps=1000,
+                            ema_decay=0.9999, checkpoint_every=5000, sample_every=5000),
     }[scale]
     return Preset("digits", scale, "digits", T=1000, t_end=10.0, net=tiny, train=train,
                   sample_steps={"smoke": 20, "laptop": 250, "full": 1000}[scale])
@@ -153,98 +126,44 @@ def _mnist(scale, binarized):
     dataset = {"smoke": "mnist5k", "laptop": "mnist5k", "full": "mnist"}[scale]
     if binarized:
         dataset = "binarized_" + dataset
-    net = {
-        "smoke": net_config("tiny"),
-        "laptop": net_config(
-            "small", channels=32, num_res_blocks=1, dropout=0.0, num_groups=8
-        ),
-        "full": net_config("small"),
-    }[scale]
+    net = {"smoke": net_config("tiny"),
+           "laptop": net_config("small", channels=32, num_res_blocks=1, dropout=0.0,
+                                num_groups=8),
+           "full": net_config("small")}[scale]
     train = {
-        "smoke": TrainConfig(
-            steps=4,
-            batch_size=8,
-            lr=1e-3,
-            warmup_steps=2,
-            ema_decay=0.99,
-            checkpoint_every=2,
-        ),
-        "laptop": TrainConfig(
-            steps=1500,
-            batch_size=32,
-            lr=5e-4,
-            warmup_steps=100,
-            ema_decay=0.999,
-            checkpoint_every=250,
-            sample_every=500,
-        ),
-        "full": TrainConfig(
-            steps=200_000,
-            batch_size=256,
-            lr=2e-4,
-            warmup_steps=5000,
-            ema_decay=0.9999,
-            checkpoint_every=10_000,
-            sample_every=10_000,
-        ),
+        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
+                             ema_decay=0.99,
+                             checkpoint_every=2),
+        "laptop": TrainConfig(steps=1500, batch_size=32, lr=5e-4, warmup_steps=100,
+                              ema_decay=0.999, checkpoint_every=250, sample_every=500),
+        "full": TrainConfig(steps=200_000, batch_size=256, lr=2e-4, warmup_steps=5000,
+                            ema_decay=0.9999, checkpoint_every=10_000,
+                            sample_every=10_000),
     }[scale]
-    return Preset(
-        name,
-        scale,
-        dataset,
-        T=1000,
-        t_end=10.0 if binarized else 15.0,
-        net=net,
-        train=train,
-        sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale],
-    )
+    return Preset(name, scale, dataset, T=1000, t_end=10.0 if binarized else 15.0,
+                  net=net,
+                  train=train, sample_steps={"smoke": 10, "laptop": 250,
+                                             "full": 1000}[scale])
 
 
 def _cifar10(scale):
-    net = {
-        "smoke": net_config("tiny", image_channels=3),
-        "laptop": net_config(
-            "small",
-            image_channels=3,
-            channels=32,
-            num_res_blocks=1,
-            dropout=0.0,
-            num_groups=8,
-        ),
-        "full": net_config("paper"),
-    }[scale]
+    net = {"smoke": net_config("tiny", image_channels=3),
+           "laptop": net_config("small", image_channels=3, channels=32,
+                                num_res_blocks=1,
+                                dropout=0.0, num_groups=8),
+           "full": net_config("paper")}[scale]
     train = {
-        "smoke": TrainConfig(
-            steps=4,
-            batch_size=8,
-            lr=1e-3,
-            warmup_steps=2,
-            ema_decay=0.99,
-            hflip=True,
-            checkpoint_every=2,
-        ),
-        "laptop": TrainConfig(
-            steps=1000,
-            batch_size=16,
-            lr=5e-4,
-            warmup_steps=100,
-            ema_decay=0.999,
-            hflip=True,
-            checkpoint_every=250,
-            sample_every=500,
-        ),
+        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
+                             ema_decay=0.99,
+                             hflip=True, checkpoint_every=2),
+        "laptop": TrainConfig(steps=1000, batch_size=16, lr=5e-4, warmup_steps=100,
+                              ema_decay=0.999, hflip=True, checkpoint_every=250,
+                              sample_every=500),
         # The official code: Adam 2e-4, warmup 5000, clip 1, EMA 0.9999, batch 256,
         # flips, 1.3M iterations by default (the number actually run is unknown).
-        "full": TrainConfig(
-            steps=1_300_000,
-            batch_size=256,
-            lr=2e-4,
-            warmup_steps=5000,
-            ema_decay=0.9999,
-            hflip=True,
-            checkpoint_every=10_000,
-            sample_every=50_000,
-        ),
+        "full": TrainConfig(steps=1_300_000, batch_size=256, lr=2e-4, warmup_steps=5000,
+                            ema_decay=0.9999, hflip=True, checkpoint_every=10_000,
+                            sample_every=50_000),
     }[scale]
     return Preset("cifar10", scale, "cifar10", T=1000, t_end=15.0, net=net, train=train,
                   sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale])
@@ -254,13 +173,11 @@ def _mnist5k_small(scale):
     # The shipped checkpoints/mnist5k_small.pt (Chapter 8): the mnist laptop preset with
     # 16 instead of 32 base channels (a 280k-parameter U-Net), lr 1e-3, 2500 steps.
     if scale != "laptop":
-        raise ValueError(
-            f"scale must be 'laptop' for preset mnist5k_small, got {scale!r}"
-        )
+        raise ValueError(f"scale must be 'laptop' for preset mnist5k_small, "
+                         f"got {scale!r}")
     base = _mnist("laptop", binarized=False)
-    train = replace(
-        base.train, steps=2500, lr=1e-3, checkpoint_every=100, sample_every=0
-    )
+    train = replace(base.train, steps=2500, lr=1e-3, checkpoint_every=100,
+                    sample_every=0)
     return replace(base, net=replace(base.net, channels=16), train=train)
 
 
@@ -322,8 +239,6 @@ def describe():
     """One line for a notebook's first cell: package version, torch version, device,
     profile."""
     from blackout_tutorial import __version__
-
-    return (
-        f"blackout_tutorial {__version__} | torch {torch.__version__.split('+')[0]} | "
-        f"device {default_device().type} | profile {current_profile()}"
-    )
+    torch_version = torch.__version__.split("+")[0]
+    return (f"blackout_tutorial {__version__} | torch {torch_version} | "
+            f"device {default_device().type} | profile {current_profile()}")

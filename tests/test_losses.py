@@ -76,7 +76,10 @@ def test_blackout_loss_is_an_unbiased_weighted_sum_over_time():
     times = schedule.observation_times(20, 6.0)
     weights = schedule.loss_weights(times, "elbo", "finite")
     c, n0 = 1.7, 4
-    model = lambda x_t, t: torch.full_like(x_t, c)
+
+    def model(x_t, t):
+        return torch.full_like(x_t, c)
+
     x0 = torch.full((40000, 1, 2), n0)
     terms = losses.blackout_loss_terms(
         model, x0, times, weights, generator=torch.Generator().manual_seed(0)

@@ -35,68 +35,39 @@ def test_nearest_rounding_is_biased_and_stochastic_rounding_is_not():
     # rounding is exact here.
     orc = oracle.Oracle(torch.tensor([0, 1]))
     times = schedule.observation_times(200, 10.0)
-    near = sampling.sample(
-        orc,
-        (4000,),
-        times,
-        "binomial_bridge",
-        n_max=1,
-        rounding="nearest",
-        generator=torch.Generator().manual_seed(0),
-    )
-    stoch = sampling.sample(
-        orc,
-        (4000,),
-        times,
-        "binomial_bridge",
-        n_max=1,
-        rounding="stochastic",
-        generator=torch.Generator().manual_seed(0),
-    )
+    near = sampling.sample(orc, (4000,), times, "binomial_bridge", n_max=1,
+                           rounding="nearest",
+                           generator=torch.Generator().manual_seed(0))
+    stoch = sampling.sample(orc, (4000,), times, "binomial_bridge", n_max=1,
+                            rounding="stochastic",
+                            generator=torch.Generator().manual_seed(0))
     assert orc.total_variation(near) == pytest.approx(0.5)
-    assert (
-        orc.total_variation(stoch) < 0.03
-    )  # 4 standard errors of 4000 fair coin flips
+    # 4 standard errors of 4000 fair coin flips
+    assert orc.total_variation(stoch) < 0.03
 
 
 def test_round_counts_means():
     y = torch.full((200000,), 2.3)
-    stoch = sampling.round_counts(
-        y, "stochastic", generator=torch.Generator().manual_seed(0)
-    )
+    stoch = sampling.round_counts(y, "stochastic",
+                                  generator=torch.Generator().manual_seed(0))
     assert set(stoch.unique().tolist()) == {2.0, 3.0}
-    assert stoch.mean().item() == pytest.approx(
-        2.3, abs=0.005
-    )  # sd of the mean is 0.001
-    assert sampling.round_counts(torch.tensor([2.3, 2.7]), "nearest").tolist() == [
-        2.0,
-        3.0,
-    ]
+    # sd of the mean is 0.001
+    assert stoch.mean().item() == pytest.approx(2.3, abs=0.005)
+    assert sampling.round_counts(torch.tensor([2.3, 2.7]),
+                                 "nearest").tolist() == [2.0, 3.0]
 
 
 @pytest.mark.parametrize("method", ["tau_leaping", "binomial_bridge"])
 @pytest.mark.parametrize("shape", [(7,), (3, 2, 4, 5)])
 def test_output_type_range_shape_and_reproducibility(method, shape):
-    greedy = lambda x_t, t: torch.full_like(
-        x_t, 50.0
-    )  # asks for far more units than fit
+    # asks for far more units than fit
+    def greedy(x_t, t):                    # asks for far more units than fit
+        return torch.full_like(x_t, 50.0)
     times = schedule.observation_times(30, 8.0)
-    a = sampling.sample(
-        greedy,
-        shape,
-        times,
-        method,
-        n_max=9,
-        generator=torch.Generator().manual_seed(5),
-    )
-    b = sampling.sample(
-        greedy,
-        shape,
-        times,
-        method,
-        n_max=9,
-        generator=torch.Generator().manual_seed(5),
-    )
+    a = sampling.sample(greedy, shape, times, method, n_max=9,
+                        generator=torch.Generator().manual_seed(5))
+    b = sampling.sample(greedy, shape, times, method, n_max=9,
+                        generator=torch.Generator().manual_seed(5))
     assert a.shape == shape and a.dtype == torch.long
     assert int(a.min()) >= 0 and int(a.max()) <= 9 and torch.equal(a, b)
 
@@ -104,13 +75,11 @@ def test_output_type_range_shape_and_reproducibility(method, shape):
 def test_gillespie_reverse_reproduces_a_one_pixel_distribution():
     values, probs = torch.tensor([0, 1, 3, 4]), torch.tensor([0.1, 0.4, 0.2, 0.3])
     orc = oracle.Oracle(values, probs)
-    births = sampling.gillespie_reverse(
-        lambda n, t: bridge.marginal_birth_rate(orc, n, t),
-        4000,
-        10.0,
-        4,
-        generator=torch.Generator().manual_seed(0),
-    )
+    def rate(n, t):
+        return bridge.marginal_birth_rate(orc, n, t)
+
+    births = sampling.gillespie_reverse(rate, 4000, 10.0, 4,
+                                        generator=torch.Generator().manual_seed(0))
     final = (~births.isnan()).sum(1)
     _, p_value, _ = chi_square_test(final, [0.1, 0.4, 0.0, 0.2, 0.3])
     assert p_value > 1e-3
@@ -128,11 +97,8 @@ def test_gillespie_reverse_reproduces_a_one_pixel_distribution():
     (dict(model=lambda x_t, t: x_t[:1]), "model output"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(kwargs, word):
-    args = dict(
-        model=lambda x_t, t: torch.ones_like(x_t),
-        shape=(2, 3),
-        times=torch.tensor([0.1, 1.0]),
-    )
+    args = dict(model=lambda x_t, t: torch.ones_like(x_t), shape=(2, 3),
+                times=torch.tensor([0.1, 1.0]))
     args.update(kwargs)
     with pytest.raises(ValueError, match=word):
         sampling.sample(**args)
@@ -140,9 +106,8 @@ def test_bad_inputs_raise_value_error_naming_the_argument(kwargs, word):
 
 def test_gillespie_reverse_rejects_a_rate_above_the_blackout_bound():
     with pytest.raises(ValueError, match="rate"):
-        sampling.gillespie_reverse(
-            lambda n, t: 10 * (2 - n) / torch.expm1(t), 5, 5.0, 2
-        )
+        sampling.gillespie_reverse(lambda n, t: 10 * (2 - n) / torch.expm1(t), 5, 5.0,
+                                   2)
 
 
 @pytest.mark.parametrize("method", sampling.METHODS)
@@ -177,22 +142,15 @@ def test_reverse_steps_calls_after_step_with_each_step_and_uses_its_result():
 def test_reverse_frames_come_from_the_sampler_itself():
     times = schedule.observation_times(50, 8.0)
     orc = oracle.Oracle(*oracle.toy_distribution())
-    t_k, frames, final = sampling.reverse_frames(
-        orc,
-        (8, 1, 3, 3),
-        times,
-        [8.0, 1.0, 0.1],
-        n_max=4,
-        generator=torch.Generator().manual_seed(1),
-    )
+    t_k, frames, final = sampling.reverse_frames(orc, (8, 1, 3, 3), times,
+                                                 [8.0, 1.0, 0.1],
+                                                 n_max=4,
+                                                 generator=torch.Generator().manual_seed(1))
     reference = sampling.sample(orc, (8, 1, 3, 3), times, n_max=4,
                                 generator=torch.Generator().manual_seed(1))
     assert torch.equal(final, reference) and torch.equal(frames[-1], final)
-    assert (
-        t_k[0] == pytest.approx(8.0)
-        and t_k[-1] == 0.0
-        and bool((torch.diff(t_k) < 0).all())
-    )
+    assert t_k[0] == pytest.approx(8.0) and t_k[-1] == 0.0
+    assert bool((torch.diff(t_k) < 0).all())
     assert int(frames[0].sum()) == 0                          # black at t_end
     # Units are only ever added on the way down.
     assert bool((torch.diff(frames.flatten(1).sum(1)) >= 0).all())
