@@ -17,6 +17,7 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
     "--no-first-run", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
+    "--window-size=1280,1000",
 ]
 
 

@@ -58,8 +58,8 @@ class Tab:
             "sessionId"]
         for domain in ("Page", "Network", "Runtime"):
             browser.call(f"{domain}.enable", self.s)
-        browser.call("Emulation.setDeviceMetricsOverride", self.s, width=width,
-                     height=1000, deviceScaleFactor=1, mobile=False)
+        self.width = width
+        self.resize(1000)
 
     def evaluate(self, js, await_promise=False):
         reply = self.b.call("Runtime.evaluate", self.s, expression=js,
@@ -101,12 +101,19 @@ class Tab:
         return method == "Page.loadEventFired"
 
     def screenshot(self, path):
+        """Full page: make the viewport as tall as the page, shoot, restore it."""
         size = self.b.call("Page.getLayoutMetrics", self.s)["cssContentSize"]
-        height = min(size["height"], 60000)
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": height, "scale": 1}
-        shot = self.b.call("Page.captureScreenshot", self.s, format="png", clip=clip,
-                           captureBeyondViewport=True)
+        height = min(int(size["height"]) + 1, 60000)
+        self.resize(height)
+        try:
+            shot = self.b.call("Page.captureScreenshot", self.s, format="png")
+        finally:
+            self.resize(1000)
         path.write_bytes(base64.b64decode(shot["data"]))
+
+    def resize(self, height):
+        self.b.call("Emulation.setDeviceMetricsOverride", self.s, width=self.width,
+                    height=height, deviceScaleFactor=1, mobile=False)
 
 
 _IDS = {}

@@ -54,7 +54,7 @@
     let p = n.parentElement, hidden = false;
     for (let a = p; a; a = a.parentElement) if (skip.has(a.tagName)) { hidden = true; break; }
     if (hidden || !p.getClientRects().length) continue;
-    const m = n.textContent.match(/\$\$|\\begin\{|\\end\{|\\\(|\\\[|Math input error/);
+    const m = n.textContent.match(/\$\$|\\[a-zA-Z]{2,}|\\[([]|Math input error/);
     if (m) rawTex.push(n.textContent.slice(Math.max(0, m.index - 20), m.index + 50).trim());
   }
   const words = "(?:Exercise|Figure|Table|Equation|Eq\\.|Fig\\.|Section|Chapter)";
