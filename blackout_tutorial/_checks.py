@@ -2,11 +2,9 @@
 package).
 
 Every check raises ``ValueError`` with a message that names the argument and the rule,
-and
-returns the value in the form the caller computes with (an ``int``, a ``float``, a
-float64
-tensor). A public function opens with one or two of these lines and then does its maths.
-:func:`predict` is the one checked call of a rate model ``model(x_t, t)``.
+and returns the value in the form the caller computes with (an ``int``, a ``float``, a
+float64 tensor). A public function opens with one or two of these lines and then does
+its maths. :func:`predict` is the one checked call of a rate model ``model(x_t, t)``.
 """
 import math
 

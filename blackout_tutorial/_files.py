@@ -1,9 +1,8 @@
 """Reading and fetching dataset files (private; ``data`` re-exports the public names).
 
 The MNIST IDX parser, the CIFAR-10 tarball parser with a restricted unpickler (only
-numpy
-arrays and plain containers load: a planted payload fails instead of running), file
-digests and the checked, atomic download of :func:`fetch`.
+numpy arrays and plain containers load: a planted payload fails instead of running),
+file digests and the checked, atomic download of :func:`fetch`.
 """
 import gzip
 import hashlib
@@ -65,8 +64,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def load_pickle(file):
-    """Unpickle a CIFAR-style batch from an open binary ``file``: numpy arrays, dicts,
-    lists, strings and numbers only; any other global raises
+    """Unpickle a CIFAR-style batch from an open binary ``file``: numpy arrays,
+    dicts, lists, strings and numbers only; any other global raises
     ``pickle.UnpicklingError``."""
     return _ArrayUnpickler(file, encoding="bytes").load()
 
@@ -160,9 +159,8 @@ def write_cifar_tarball(path, images, labels, n_train, label_names, note=""):
 
     Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``
     (the first ``n_train`` images), ``test_batch`` (the rest) and ``batches.meta``, each
-    a
-    pickled dict with byte-string keys; ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024
-    green, 1024 blue values per row), ``labels`` a list of ints.
+    a pickled dict with byte-string keys; ``data`` is uint8 ``[N, 3072]`` (1024 red,
+    1024 green, 1024 blue values per row), ``labels`` a list of ints.
     """
     rows = np.asarray(images, dtype=np.uint8).reshape(len(images), 3072)
     parts = {f"data_batch_{i + 1}": idx

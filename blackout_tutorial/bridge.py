@@ -1,16 +1,12 @@
 """Reverse-time quantities of Blackout Diffusion (Chapter 4).
 
 Run backwards, the pure-death process becomes a pure-birth process. Given the clean
-count
-x0, the units that died by time t (x0 - x_t of them) are born back one by one, each at
-rate
-p_t / (1 - p_t) with p_t = e^{-t}; over a finite step from t down to s < t each of them
-is
-back with probability q = (p_s - p_t) / (1 - p_t), the *binomial bridge*. Without x0,
-the
-reverse rate is the posterior mean of the conditional one, which is why a network only
-has
-to predict E[x0 - x_t | x_t] (a *rate model*, see ``oracle.py`` and ``nets.py``).
+count x0, the units that died by time t (x0 - x_t of them) are born back one by one,
+each at rate p_t / (1 - p_t) with p_t = e^{-t}; over a finite step from t down to s < t
+each of them is back with probability q = (p_s - p_t) / (1 - p_t), the *binomial
+bridge*. Without x0, the reverse rate is the posterior mean of the conditional one,
+which is why a network only has to predict E[x0 - x_t | x_t] (a *rate model*, see
+``oracle.py`` and ``nets.py``).
 
 Time factors use ``expm1`` so they stay accurate for tiny t (t_0 is about 3e-7 at t_end
 = 15).
@@ -55,11 +51,9 @@ def bridge_probability(s, t):
     4).
 
     The probability that a unit dead at time t was still alive at time s, given that it
-    was
-    alive at time 0. q = 1 at s = 0. Computed as e^{-s} (1 - e^{-(t-s)}) / (1 - e^{-t})
-    with
-    ``expm1``, accurate for tiny steps and tiny t. ``s`` and ``t`` broadcast; returns
-    float64.
+    was alive at time 0. q = 1 at s = 0. Computed as e^{-s} (1 - e^{-(t-s)}) / (1 -
+    e^{-t}) with ``expm1``, accurate for tiny steps and tiny t. ``s`` and ``t``
+    broadcast; returns float64.
     """
     s, t = _checks.times(s, "s"), _checks.times(t)
     if not _broadcasts(s, t):
@@ -78,8 +72,7 @@ def conditional_birth_rate(x_t, x0, t):
     ch4-conditional-rate, Chapter 4).
 
     ``x_t``, ``x0``: count tensors ``[B, ...]`` with x_t <= x0; ``t`` > 0, a scalar or
-    ``[B]``.
-    Returns float64 rates of the jump x_t -> x_t + 1 in each pixel.
+    ``[B]``. Returns float64 rates of the jump x_t -> x_t + 1 in each pixel.
     """
     _check_pair(x_t, x0)
     factor = _checks.per_sample(birth_factor(t).to(x0.device), x0)
@@ -92,9 +85,8 @@ def marginal_birth_rate(model, x_t, t):
 
     The conditional rate is linear in x0, so its posterior mean is the same formula with
     x0 - x_t replaced by its posterior mean, which a rate model ``model(x_t, t)`` (an
-    exact
-    ``oracle.Oracle`` or a trained network) supplies. ``t`` > 0, a scalar or ``[B]``.
-    Returns float64 rates, the shape of ``x_t``.
+    exact ``oracle.Oracle`` or a trained network) supplies. ``t`` > 0, a scalar or
+    ``[B]``. Returns float64 rates, the shape of ``x_t``.
     """
     _checks.count_tensor(x_t, "x_t")
     factor = _checks.per_sample(birth_factor(t).to(x_t.device), x_t)
@@ -124,9 +116,8 @@ def step_probabilities(times):
     t_{k-1}, t_{-1} = 0 (Eq. ch4-bridge-prob, Chapter 4).
 
     ``times``: an increasing grid: 1-D, finite, strictly increasing, times[0] > 0. q_0 =
-    1: the last step, down to
-    t = 0, brings back every unit still missing. Returns float64 ``[T]`` on the grid's
-    device.
+    1: the last step, down to t = 0, brings back every unit still missing. Returns
+    float64 ``[T]`` on the grid's device.
     """
     times = _checks.time_grid(times)
     previous = torch.cat([times.new_zeros(1), times[:-1]])

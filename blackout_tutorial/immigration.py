@@ -35,12 +35,9 @@ def generator_matrix(n_max, lam):
     ch11-immigration-master, Chapter 11).
 
     Q[n+1, n] = lambda (an arrival), Q[n-1, n] = n (a death), columns sum to 0. The
-    state
-    space is truncated at n_max: arrivals from n_max are dropped, which changes the law
-    by
-    about P(n_max) and is negligible once n_max is several sqrt(lambda) above lambda +
-    n0.
-    float64.
+    state space is truncated at n_max: arrivals from n_max are dropped, which changes
+    the law by about P(n_max) and is negligible once n_max is several sqrt(lambda) above
+    lambda + n0. float64.
     """
     n_max, lam = _checks.count(n_max, "n_max"), _check_rate(lam)
     deaths = torch.arange(n_max + 1, dtype=torch.float64)
@@ -84,8 +81,7 @@ def marginal_pmf(n0, t, lam, n_max):
     0..n_max (Eq. ch11-immigration-marginal, Chapter 11).
 
     The convolution of the survivors' and the immigrants' laws; ``n0`` is one count,
-    ``t``
-    a scalar or a tensor of times. Returns float64 ``[*t.shape, n_max + 1]``.
+    ``t`` a scalar or a tensor of times. Returns float64 ``[*t.shape, n_max + 1]``.
     """
     n0, n_max, lam = (
         _checks.count(n0, "n0"),
@@ -123,9 +119,8 @@ def latent_posterior_means(n, x0, t, lam):
     (Chapter 11).
 
     s ~ Binomial(x0, p) survivors and i ~ Poisson(lambda (1 - p)) immigrants,
-    conditioned on
-    s + i = n. ``n``: counts (any shape); ``x0`` a count, ``t`` > 0 a scalar. Returns
-    float64 ``(dead_mean, immigrant_mean)`` of ``n``'s shape.
+    conditioned on s + i = n. ``n``: counts (any shape); ``x0`` a count, ``t`` > 0 a
+    scalar. Returns float64 ``(dead_mean, immigrant_mean)`` of ``n``'s shape.
     """
     x0, lam, n = _checks.count(x0, "x0"), _check_rate(lam), _checks.counts(n, "n")
     t = torch.tensor(
@@ -151,10 +146,8 @@ def reverse_rates(dead_mean, immigrant_mean, t, lam):
     Chapter 11).
 
     up (n -> n+1) = p/(1-p) dead_mean + lambda (1 - p), down (n -> n-1) = immigrant_mean
-    / (1 - p),
-    p = e^{-t}, t > 0 a scalar. With lambda = 0 and no immigrants this is the blackout
-    rate
-    of Chapter 4. Returns float64 ``(up, down)``.
+    / (1 - p), p = e^{-t}, t > 0 a scalar. With lambda = 0 and no immigrants this is the
+    blackout rate of Chapter 4. Returns float64 ``(up, down)``.
     """
     lam = _check_rate(lam)
     t = torch.tensor(
@@ -171,15 +164,12 @@ def sample_reverse(data_probs, lam, times, n_paths, generator=None):
     noise (Chapter 11).
 
     ``data_probs``: the data law over x0 = 0..K (float ``[K + 1]``); ``times``:
-    increasing
-    grid, the chain starts at ``times[-1]`` from the stationary Poisson(lambda) and
-    steps
-    down to ``times[0]``, then to t = 0 with one last step. Each step from t to s < t
-    draws
-    up ~ Poisson(rate_up dt) and down ~ Poisson(rate_down dt) with the exact marginal
-    reverse
-    rates, rate(n -> m) = W(m -> n) P_t(m) / P_t(n) (tau-leaping, Chapter 6); counts are
-    clipped at 0. Returns long ``[n_paths]``.
+    increasing grid, the chain starts at ``times[-1]`` from the stationary
+    Poisson(lambda) and steps down to ``times[0]``, then to t = 0 with one last step.
+    Each step from t to s < t draws up ~ Poisson(rate_up dt) and down ~
+    Poisson(rate_down dt) with the exact marginal reverse rates, rate(n -> m) = W(m ->
+    n) P_t(m) / P_t(n) (tau-leaping, Chapter 6); counts are clipped at 0. Returns long
+    ``[n_paths]``.
     """
     lam, data_probs = (
         _check_rate(lam),

@@ -50,8 +50,7 @@ def inpaint(
     ``sampling.sample``; ``method``: ``tau_leaping`` or ``binomial_bridge``;
     ``observed_path``: ``bridge`` or ``independent`` (module docstring). Runs
     ``sampling.reverse_steps`` on x_obs's device, clamping the observed pixels after
-    every
-    step; returns long counts with ``result[mask] == x_obs[mask]``.
+    every step; returns long counts with ``result[mask] == x_obs[mask]``.
     """
     _checks.one_of(method, METHODS, "method")
     _checks.one_of(observed_path, OBSERVED_PATHS, "observed_path")
@@ -90,8 +89,7 @@ def box_mask(shape, top, left, height, width, observed=True):
     opposite outside (Chapter 11).
 
     ``observed=False`` hides the box (inpaint a hole); ``observed=True`` shows only the
-    box
-    (outpaint around it).
+    box (outpaint around it).
     """
     if len(shape) != 4:
         raise ValueError(f"shape must be [B, C, H, W], got {tuple(shape)}")

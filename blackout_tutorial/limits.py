@@ -1,24 +1,18 @@
 """The large-count limit of blackout: a square-root (Feller) diffusion (Chapter 11).
 
 Write a pixel's count as x = n / Omega, a fraction of a large "system size" Omega. Each
-of
-the n = Omega x units dies at rate 1, so x jumps down by 1/Omega at total rate Omega x.
-The
-Kramers-Moyal expansion keeps the first two jump moments,
+of the n = Omega x units dies at rate 1, so x jumps down by 1/Omega at total rate Omega
+x. The Kramers-Moyal expansion keeps the first two jump moments,
 
     drift      A(x) = (Omega x)(-1/Omega)    = -x,
     diffusion  B(x) = (Omega x)(1/Omega)^2   = x / Omega,
 
 and gives the Ito SDE dx = -x dt + sqrt(x / Omega) dW: a Feller square-root diffusion
-(the
-Cox-Ingersoll-Ross process with zero mean level). Its noise vanishes with the signal,
-unlike
-the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW behind Gaussian diffusion, whose
-noise is the same everywhere. This module simulates both with Euler-Maruyama and samples
-the
-Feller diffusion exactly (a Poisson mixture of Gamma laws) to show the binomial
-marginals of
-blackout approach it as Omega grows.
+(the Cox-Ingersoll-Ross process with zero mean level). Its noise vanishes with the
+signal, unlike the Ornstein-Uhlenbeck process dx = -x dt + sqrt(2) dW behind Gaussian
+diffusion, whose noise is the same everywhere. This module simulates both with
+Euler-Maruyama and samples the Feller diffusion exactly (a Poisson mixture of Gamma
+laws) to show the binomial marginals of blackout approach it as Omega grows.
 """
 import math
 
@@ -41,9 +35,9 @@ def feller_moments(x0, t, omega):
     (Eq. ch11-moments, Chapter 11).
 
     They equal the mean and variance of n_t / Omega with n_t ~ Binomial(Omega x0,
-    e^{-t})
-    exactly, for every Omega: the first two moments of blackout are already "diffusive".
-    ``x0`` and ``t`` broadcast; returns ``(mean, variance)`` as float64 tensors.
+    e^{-t}) exactly, for every Omega: the first two moments of blackout are already
+    "diffusive". ``x0`` and ``t`` broadcast; returns ``(mean, variance)`` as float64
+    tensors.
     """
     omega, t = _positive(omega, "omega"), _checks.times(t)
     x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)
@@ -56,8 +50,8 @@ def ou_moments(x0, t):
     (Eq. ch11-ou, Chapter 11).
 
     The variance-preserving process of Gaussian diffusion: the same mean as blackout,
-    but a
-    variance that does not depend on x0 and tends to 1 (white noise), not to 0 (black).
+    but a variance that does not depend on x0 and tends to 1 (white noise), not to 0
+    (black).
     """
     t, x0 = _checks.times(t), _checks.finite(x0, "x0").to(torch.float64)
     p = torch.exp(-t)
@@ -72,10 +66,9 @@ def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
     ch11-euler-maruyama, Chapter 11).
 
     ``x0``: starting values ``[...]`` (one path per element); ``drift`` and
-    ``diffusion``
-    map a tensor of states to a tensor of the same shape. Returns ``(times [n_steps +
-    1],
-    paths [n_steps + 1, ...])`` in x0's dtype (at least float32) on x0's device.
+    ``diffusion`` map a tensor of states to a tensor of the same shape. Returns ``(times
+    [n_steps + 1], paths [n_steps + 1, ...])`` in x0's dtype (at least float32) on x0's
+    device.
     """
     _check_start(x0)
     t_end, n_steps = _positive(t_end, "t_end"), _checks.positive_int(n_steps, "n_steps")
@@ -96,11 +89,9 @@ def simulate_feller(x0, omega, t_end, n_steps, generator=None):
     ch11-feller-sde, Chapter 11).
 
     Full-truncation scheme: drift and noise use max(x, 0), so a step that overshoots
-    below 0
-    (Euler's error, not the process's: the exact path stops at 0) cannot take a square
-    root
-    of a negative number; the returned paths are clipped at 0 for the same reason.
-    Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
+    below 0 (Euler's error, not the process's: the exact path stops at 0) cannot take a
+    square root of a negative number; the returned paths are clipped at 0 for the same
+    reason. Returns ``(times [n_steps + 1], paths [n_steps + 1, ...])``.
     """
     omega, x0 = _positive(omega, "omega"), _check_start(x0, nonnegative=True)
     times, paths = euler_maruyama(x0, lambda x: -x.clamp_min(0),
@@ -133,8 +124,7 @@ def sample_feller(x0, t, omega, generator=None):
 
     c = 2 Omega / (1 - e^{-t}). This is the noncentral chi-square transition of the CIR
     process with zero degrees of freedom: with probability exp(-c x0 e^{-t}) the path
-    has
-    been absorbed at 0 (N = 0). ``t`` > 0 is a float; returns float64 of x0's shape.
+    has been absorbed at 0 (N = 0). ``t`` > 0 is a float; returns float64 of x0's shape.
     """
     omega, t = _positive(omega, "omega"), _positive(t, "t")
     x0 = _check_start(x0, nonnegative=True).to(torch.float64)
@@ -150,9 +140,8 @@ def standard_gamma(shape, generator=None):
     """Gamma(shape, 1) draws for every ``shape`` >= 1, elementwise (Chapter 11).
 
     Marsaglia and Tsang's squeeze method, vectorised: propose d v with v = (1 + z /
-    sqrt(9d))^3,
-    d = shape - 1/3, z normal, and redraw the rejected elements (about 1-5% per round).
-    Unlike ``torch.distributions.Gamma`` it takes a ``generator``.
+    sqrt(9d))^3, d = shape - 1/3, z normal, and redraw the rejected elements (about 1-5%
+    per round). Unlike ``torch.distributions.Gamma`` it takes a ``generator``.
     """
     # NaN would never be accepted (an endless loop): finite is part of the rule.
     _checks.finite(shape, "shape", minimum=1)
@@ -183,8 +172,7 @@ def extinction_probability(x0, t, omega):
 
     Blackout itself has P(n_t = 0) = (1 - e^{-t})^{Omega x0}; for small e^{-t} the two
     differ by a factor 2 in the exponent: the diffusion limit gets the means and
-    variances
-    right but not the probability of the last unit dying (a large deviation).
+    variances right but not the probability of the last unit dying (a large deviation).
     """
     omega, t = _positive(omega, "omega"), _positive(t, "t")
     x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)

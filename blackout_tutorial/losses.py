@@ -1,18 +1,15 @@
 """The training loss and the ELBO of Blackout Diffusion (Chapters 5 and 10).
 
 Training: draw a time index k uniformly, fade x0 to x_t ~ Binomial(x0, e^{-t_k}), and
-score
-the rate model's guess y_hat of the dead units y = x0 - x_t with the Poisson-type loss
-y_hat - y log y_hat. Its minimiser is E[y | x_t] (it is the Bregman divergence of u log
-u up
-to terms free of y_hat), so the network learns exactly what the reverse rate needs.
+score the rate model's guess y_hat of the dead units y = x0 - x_t with the Poisson-type
+loss y_hat - y log y_hat. Its minimiser is E[y | x_t] (it is the Bregman divergence of u
+log u up to terms free of y_hat), so the network learns exactly what the reverse rate
+needs.
 
 Likelihood (derived in Chapter 5, not in the paper): with the exact binomial bridge as
-the
-forward posterior and the model kernel x_{k-1} = x_k + Poisson(y_hat q_k), every step of
-the
-discrete-time ELBO is KL(Binomial(y, q_k) || Poisson(y_hat q_k)) = c_k(y) + q_k * loss,
-an exact finite sum because y <= n_max.
+the forward posterior and the model kernel x_{k-1} = x_k + Poisson(y_hat q_k), every
+step of the discrete-time ELBO is KL(Binomial(y, q_k) || Poisson(y_hat q_k)) = c_k(y) +
+q_k * loss, an exact finite sum because y <= n_max.
 """
 import math
 
@@ -29,10 +26,8 @@ def poisson_loss(y_hat, y):
     """Elementwise y_hat - y log y_hat (Eq. ch5-loss, Chapter 5).
 
     The Poisson negative log-likelihood of y under mean y_hat, up to log y!. Its
-    expectation
-    over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at ``EPS``
-    inside the
-    log only. ``y_hat`` and ``y`` must have the same shape.
+    expectation over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at
+    ``EPS`` inside the log only. ``y_hat`` and ``y`` must have the same shape.
     """
     if y_hat.shape != y.shape:
         raise ValueError(f"y_hat and y must have the same shape, got "
@@ -51,12 +46,10 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
     """Per-sample training losses w_k * mean_pixels(y_hat - y log y_hat), ``[B]`` (Eq.
     ch5-loss, Chapter 5).
 
-    For each image: k ~ Uniform{0..T-1}, t = times[k], x_t ~ Binomial(x0, e^{-t}),
-    y = x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``)
-    carry the
-    factor T of the uniform draw, so the mean over the batch is an unbiased estimate of
-    the
-    weighted sum over time. ``generator`` must live on x0's device.
+    For each image: k ~ Uniform{0..T-1}, t = times[k], x_t ~ Binomial(x0, e^{-t}), y =
+    x0 - x_t, y_hat = model(x_t, t). ``weights`` (from ``schedule.loss_weights``) carry
+    the factor T of the uniform draw, so the mean over the batch is an unbiased estimate
+    of the weighted sum over time. ``generator`` must live on x0's device.
     """
     _check_batch(x0)
     times = _checks.times(times, "times").to(x0.device)
@@ -85,9 +78,8 @@ def _step_constants(q, n_max):
     ch5-kl-split, Chapter 5).
 
     With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m
-    counts
-    the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU (it is
-    tiny).
+    counts the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU
+    (it is tiny).
     """
     q = torch.tensor(float(q), dtype=torch.float64)
     r = 1 - q
@@ -108,9 +100,8 @@ def kl_binomial_poisson(y, q, y_hat, n_max):
     ch5-kl-split, Chapter 5).
 
     ``y``: counts in 0..n_max; ``q`` in (0, 1] (a float); ``y_hat`` >= 0, clamped at
-    ``EPS``
-    (the model kernel then uses the clamped rate too, so the value is still a true KL).
-    Returns float64.
+    ``EPS`` (the model kernel then uses the clamped rate too, so the value is still a
+    true KL). Returns float64.
     """
     if _checks.probability(q, "q") == 0:
         raise ValueError(f"q must lie in (0, 1], got {q!r}")
@@ -138,11 +129,9 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
 
     each KL an exact finite sum (``kl_binomial_poisson``); the k = 0 term is the
     reconstruction -ln Poisson(x0 - x_{t_0}; y_hat). The prior is the model kernel of a
-    step
-    from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a
-    mid-grey
-    pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from the data.
-    Each term's expectation over x_{t_k} uses one forward draw per image.
+    step from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a
+    mid-grey pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from
+    the data. Each term's expectation over x_{t_k} uses one forward draw per image.
 
     ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices (shared by the
     batch) from ``step_probs`` (uniform by default) with replacement and returns the

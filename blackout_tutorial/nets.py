@@ -3,11 +3,10 @@
 The network estimates y_hat = E[x0 - x_t | x_t], the expected number of units that died
 between time 0 and t in each pixel (Chapter 4). It is a DDPM-style U-Net
 :cite:`ronneberger2015unet,ho2020ddpm`: residual blocks with GroupNorm, SiLU and
-dropout,
-self-attention at low resolution, and a time embedding added to every residual block.
-Three design choices differ from the official code, each for a reason given where it is
-made: time enters as a *continuous* value (any sampler step count works), counts are
-normalised with a time-dependent scale, and the output is scaled by ``n_max (1 -
+dropout, self-attention at low resolution, and a time embedding added to every residual
+block. Three design choices differ from the official code, each for a reason given where
+it is made: time enters as a *continuous* value (any sampler step count works), counts
+are normalised with a time-dependent scale, and the output is scaled by ``n_max (1 -
 e^{-t})``.
 
 ``RateModel`` wraps the U-Net into the book's rate-model signature ``model(x_t, t)``.
@@ -68,12 +67,9 @@ def time_features(t, dim):
     """Sinusoidal features of the continuous time t (Eq. ch7-time-features, Chapter 7).
 
     The observation times are uniform in logit(e^{-t}) (Chapter 3), which runs from
-    about
-    +15 to -15; scaled by 1000/30 it spans a range like DDPM's integer step index, so
-    the
-    usual frequencies 10000^{-i/(dim/2)} :cite:`ho2020ddpm` cover it from coarse to
-    fine.
-    Any real t >= 0 gets its own embedding: the sampler may use any step count.
+    about +15 to -15; scaled by 1000/30 it spans a range like DDPM's integer step index,
+    so the usual frequencies 10000^{-i/(dim/2)} :cite:`ho2020ddpm` cover it from coarse
+    to fine. Any real t >= 0 gets its own embedding: the sampler may use any step count.
     """
     position = logit_survival(t.float()) * (1000.0 / 30.0)
     half = dim // 2
@@ -123,12 +119,9 @@ class UNet(nn.Module):
     """DDPM-style U-Net f(x, t), x [B, C, H, W] (normalised counts), t [B] (Chapter 7).
 
     As in DDPM, the down path keeps a skip after the stem, after every residual block
-    and
-    after every downsampling; the up path has ``num_res_blocks + 1`` blocks per level,
-    each
-    consuming one skip. Sizes that are not a multiple of 2^(levels - 1) (28x28 MNIST)
-    are
-    zero-padded on the bottom/right and the output is cropped back.
+    and after every downsampling; the up path has ``num_res_blocks + 1`` blocks per
+    level, each consuming one skip. Sizes that are not a multiple of 2^(levels - 1)
+    (28x28 MNIST) are zero-padded on the bottom/right and the output is cropped back.
     """
 
     def __init__(self, cfg: UNetConfig):
@@ -211,13 +204,10 @@ def normalise_counts(x_t, t, n_max):
     ch7-input, Chapter 7).
 
     The official code feeds x_t - (n_max / 2) p_t: centred, but unscaled, so inputs
-    reach
-    +-127 on 8-bit images. Dividing by n_max p_t / 2 + 1 keeps both ends of the process
-    in
-    a range a network likes: near t = 0 the image lies in about [-1, 1] like a
-    normalised
-    picture, and late in the process (n_max p_t << 1, a few surviving units on black)
-    each unit counts as about 1 instead of being blown up by 1 / p_t.
+    reach +-127 on 8-bit images. Dividing by n_max p_t / 2 + 1 keeps both ends of the
+    process in a range a network likes: near t = 0 the image lies in about [-1, 1] like
+    a normalised picture, and late in the process (n_max p_t << 1, a few surviving units
+    on black) each unit counts as about 1 instead of being blown up by 1 / p_t.
     """
     half = 0.5 * n_max * torch.exp(-t)[:, None, None, None]
     return (x_t - half) / (half + 1.0)
@@ -230,8 +220,7 @@ def rate_output(f, t, n_max):
     ``f``: raw network output ``[B, ...]``; ``t``: times ``[B]`` (broadcast per sample).
     (1 - e^{-t}) is the fraction of units dead by time t, so f stays O(1) at every t
     although y_hat itself shrinks to ~ n_max t near t = 0. Any network becomes a rate
-    model
-    by ending with this (``RateModel`` does; so does Chapter 5's one-pixel
+    model by ending with this (``RateModel`` does; so does Chapter 5's one-pixel
     ``TinyRate``).
     """
     dead_fraction = -torch.expm1(-t).reshape(-1, *([1] * (f.ndim - 1)))
@@ -243,9 +232,8 @@ class RateModel(nn.Module):
 
     y_hat estimates E[x0 - x_t | x_t], the units that died by time t. The output is
     ``rate_output(f(x, t), t, n_max)`` = n_max (1 - e^{-t}) softplus(f(x, t)): without
-    the
-    factor (1 - e^{-t}) the softplus would need outputs near -20 close to t = 0.
-    The implied birth rate p_t/(1 - p_t) * y_hat = n_max p_t softplus(f) is smooth in t.
+    the factor (1 - e^{-t}) the softplus would need outputs near -20 close to t = 0. The
+    implied birth rate p_t/(1 - p_t) * y_hat = n_max p_t softplus(f) is smooth in t.
     """
 
     def __init__(self, net: UNet, n_max: int):

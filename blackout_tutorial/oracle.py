@@ -1,22 +1,16 @@
 """An exact rate model for a finite data distribution (Chapters 4-6).
 
 When the data are K known images x0^(1..K) with probabilities pi_k, Bayes' rule gives
-the
-posterior over them exactly: pixels are independent given x0 and each is Binomial(x0,
-p_t),
-so
+the posterior over them exactly: pixels are independent given x0 and each is
+Binomial(x0, p_t), so
 
     log P(x_t | x0^(k)) = sum_pixels log Binomial(x_t; x0^(k), e^{-t}),
 
 which is -inf as soon as one pixel has x_t > x0^(k) (units never come back in the
-forward
-process). The posterior mean E[x0 - x_t | x_t] is then the *optimal* rate model, the
-target a
-network trained with the blackout loss tries to reach. Every sampler in the book is
-checked
-against it. Work is done in float64 and log space (``logsumexp``) so tiny e^{-t} and
-255-unit
-pixels do not underflow.
+forward process). The posterior mean E[x0 - x_t | x_t] is then the *optimal* rate model,
+the target a network trained with the blackout loss tries to reach. Every sampler in the
+book is checked against it. Work is done in float64 and log space (``logsumexp``) so
+tiny e^{-t} and 255-unit pixels do not underflow.
 """
 import math
 
@@ -47,14 +41,10 @@ class Oracle:
     ``probs`` (Eq. ch4-loglik, Chapter 4).
 
     ``support``: K distinct count images ``[K, ...]``; ``probs``: ``[K]``, non-negative,
-    summing
-    to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B, ...]`` (any
-    float
-    or integer dtype), ``t`` a scalar or ``[B]``; returns ``x_t``'s float dtype. For an
-    x_t
-    that no support image can produce (possible off-grid with tau-leaping), the
-    posterior is
-    empty and the oracle predicts 0: no further births.
+    summing to 1 (uniform when omitted). Called like a network: ``x_t`` counts ``[B,
+    ...]`` (any float or integer dtype), ``t`` a scalar or ``[B]``; returns ``x_t``'s
+    float dtype. For an x_t that no support image can produce (possible off-grid with
+    tau-leaping), the posterior is empty and the oracle predicts 0: no further births.
     """
 
     def __init__(self, support, probs=None):
@@ -96,11 +86,10 @@ class Oracle:
         flat support ``[K, D]``.
 
         Columns 0..K-1 hold ln C(x0_kd, v), columns K..2K-1 flag v > x0_kd (impossible);
-        value
-        n_max + 1 stands for every count above the support's maximum. With x_t one-hot
-        encoded, one matrix product sums both over pixels: the binomial coefficients are
-        the
-        only part of the likelihood that mixes x_t and x0 pixel by pixel.
+        value n_max + 1 stands for every count above the support's maximum. With x_t
+        one-hot encoded, one matrix product sums both over pixels: the binomial
+        coefficients are the only part of the likelihood that mixes x_t and x0 pixel by
+        pixel.
         """
         if self._cache is None or self._cache[0].device != device:
             flat = self.support.reshape(self.support.shape[0], -1).to(
@@ -124,9 +113,8 @@ class Oracle:
         (Eq. ch4-loglik, Chapter 4).
 
         sum_d ln C(x0_kd, x_d) + S ln p + (S_k - S) ln(1 - p), S = sum_d x_d, S_k =
-        sum_d x0_kd;
-        -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K): meant for
-        toys.
+        sum_d x0_kd; -inf where some pixel has x_d > x0_kd. Costs O(B D (n_max + 2) K):
+        meant for toys.
         """
         x = self._flatten(x_t)
         t = _checks.times(t).to(x.device)

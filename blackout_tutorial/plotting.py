@@ -91,9 +91,8 @@ def pmf_vs_samples(ax, pmf, samples=None, label=None, color="C0"):
 
 
 def loss_history(ax, history, window=50, label=None, color="C0"):
-    """Plot a training loss history (``[steps]`` or the trainer's ``[steps, 3]``) with
-    its
-    running mean over ``window`` steps (Chapters 8-9)."""
+    """Plot a training loss history (``[steps]`` or the trainer's ``[steps, 3]``)
+    with its running mean over ``window`` steps (Chapters 8-9)."""
     loss = _to_numpy(history).astype(np.float64)
     loss = loss[:, 0] if loss.ndim == 2 else loss
     steps = np.arange(1, len(loss) + 1)
@@ -163,9 +162,8 @@ def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
     4).
 
     ``birth_times`` ``[P, n_max]`` (NaN after the last birth); the count n(t) jumps up
-    by one at
-    each birth while time runs from ``t_end`` down to 0 (log time axis, inverted,
-    clipped at t_min).
+    by one at each birth while time runs from ``t_end`` down to 0 (log time axis,
+    inverted, clipped at t_min).
     """
     births = _to_numpy(birth_times)[:n_show]
     for row in births:
@@ -187,8 +185,7 @@ def convergence_curves(
     10).
 
     ``curves``: {label: values aligned with ``steps``}; ``floor``: a horizontal
-    reference
-    (e.g. the sampling noise of exact draws, or the data entropy).
+    reference (e.g. the sampling noise of exact draws, or the data entropy).
     """
     for i, (label, values) in enumerate(curves.items()):
         ax.plot(steps, _to_numpy(values), "o-", color=f"C{i}", label=label)
@@ -207,8 +204,7 @@ def save_image_grid(images, n_max, path, nrow=8, title=None, dpi=120):
     """Write ``image_grid`` of count images to an image file (PNG by suffix), Chapter 7.
 
     Uses a bare ``matplotlib.figure.Figure``, not pyplot: safe in scripts, in training
-    loops
-    and inside notebooks (no backend switch, no figure left open).
+    loops and inside notebooks (no backend switch, no figure left open).
     """
     from pathlib import Path
 

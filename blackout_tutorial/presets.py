@@ -13,13 +13,12 @@
 The scale a notebook runs at is its *profile*: :func:`current_profile` reads the
 environment variable ``BLACKOUT_PROFILE`` (one of :data:`SCALES`); the default is
 ``laptop`` on every machine, also with a GPU (``full`` runs for hours and starts only
-when
-asked for). The test suite's ``conftest.py`` sets ``smoke`` before any kernel starts.
+when asked for). The test suite's ``conftest.py`` sets ``smoke`` before any kernel
+starts.
 
 Presets are plain frozen dataclasses: ``dataclasses.replace`` makes a variant, and
 ``to_dict`` / ``from_dict`` turn one into JSON and back (the trainer stores it with
-every
-checkpoint).
+every checkpoint).
 """
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -185,9 +184,8 @@ def get_preset(name, scale="laptop"):
     """The preset ``name`` at ``scale`` (``smoke``, ``laptop``, ``full``), Chapters 7-9.
 
     Families: ``digits``, ``mnist``, ``binarized-mnist`` (``binarized_mnist`` is
-    accepted),
-    ``cifar10``. Shipped: ``mnist5k_small``, the preset of the checkpoint of that name
-    (laptop scale only; its ``name`` field stays ``mnist``, as stored in the
+    accepted), ``cifar10``. Shipped: ``mnist5k_small``, the preset of the checkpoint of
+    that name (laptop scale only; its ``name`` field stays ``mnist``, as stored in the
     checkpoint).
     """
     key = name if name in SHIPPED else str(name).replace("_", "-")

@@ -2,8 +2,7 @@
 
 Every pixel holds ``n`` intensity units and each unit dies independently at rate 1, so a
 count only ever goes down, one unit at a time, until the image is black. This module
-holds
-the process in every form the book uses:
+holds the process in every form the book uses:
 
 * the generator matrix and a numerical solution of the master equation (Chapter 2);
 * exact simulation: one Gillespie path, and many paths at once (Chapter 2);
@@ -36,13 +35,10 @@ def marginal_pmf(n0, t, n_max=None):
     ch3-binomial, Chapter 3).
 
     ``n0`` and ``t`` broadcast against each other; the result has their broadcast shape
-    plus a
-    last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller n_max
-    truncates
-    the support, so rows then sum to less than 1). Computed in log space
+    plus a last dimension over n = 0..n_max (``n_max`` defaults to max(n0); a smaller
+    n_max truncates the support, so rows then sum to less than 1). Computed in log space
     with ``lgamma`` and ``log(-expm1(-t))`` so it stays accurate for n0 = 255, t up to
-    15 and
-    tiny t. Returns float64.
+    15 and tiny t. Returns float64.
     """
     device = n0.device if isinstance(n0, torch.Tensor) else getattr(t, "device", None)
     n0 = _checks.counts(n0, "n0").to(device=device, dtype=torch.float64)
@@ -89,8 +85,8 @@ def solve_master_equation(p0, times):
     ch2-matrix-exp, Chapter 2).
 
     ``p0`` is a probability vector over n = 0..n_max; ``times`` a 1-D sequence of times
-    >= 0.
-    Uses ``torch.linalg.matrix_exp`` in float64. Returns ``[len(times), n_max + 1]``.
+    >= 0. Uses ``torch.linalg.matrix_exp`` in float64. Returns ``[len(times), n_max +
+    1]``.
     """
     p0 = _checks.probability_vector(p0, "p0")
     times = _checks.times(times, "times").to(p0.device).reshape(-1)
@@ -107,10 +103,9 @@ def death_times(n0, n_paths=1, method="lifetimes", generator=None):
     (Chapter 2).
 
     "gillespie": waiting time from state n is Exp(n) (total rate n), then the jump n ->
-    n-1.
-    "lifetimes": each unit lives an independent Exp(1) lifetime; sorted, they are the
-    death times.
-    Both give the same law (Renyi's representation of exponential order statistics).
+    n-1. "lifetimes": each unit lives an independent Exp(1) lifetime; sorted, they are
+    the death times. Both give the same law (Renyi's representation of exponential order
+    statistics).
     """
     n0, n_paths = _checks.count(n0, "n0"), _checks.positive_int(n_paths, "n_paths")
     _checks.one_of(method, DEATH_TIME_METHODS, "method")
@@ -131,8 +126,8 @@ def gillespie(n0, t_end, generator=None):
     ch2-gillespie, Chapter 2).
 
     Returns ``(jump_times [J], states [J+1])``: ``states[0] = n0`` and ``states[j+1] =
-    n0 - (j+1)``
-    is the state right after ``jump_times[j]``; only jumps at times <= t_end are kept.
+    n0 - (j+1)`` is the state right after ``jump_times[j]``; only jumps at times <=
+    t_end are kept.
     """
     n0, t_end = _checks.count(n0, "n0"), _checks.number(t_end, "t_end", minimum=0)
     death = death_times(n0, 1, "gillespie", generator)[0]
@@ -146,8 +141,7 @@ def state_at_times(n0, times, n_paths, method="lifetimes", generator=None):
     ``times`` (Chapter 2).
 
     ``method`` is "lifetimes" (independent Exp(1) lifetimes, Chapter 3) or "gillespie"
-    (Exp(n)
-    waiting times, Chapter 2). Returns a long tensor ``[n_paths, len(times)]``:
+    (Exp(n) waiting times, Chapter 2). Returns a long tensor ``[n_paths, len(times)]``:
     n_t = n0 - #{deaths <= t}.
     """
     times = _checks.times(times, "times").reshape(-1)
@@ -161,9 +155,8 @@ def sample_forward(x0, t, generator=None):
     Chapter 3).
 
     ``x0``: counts ``[B, ...]`` (integer dtype or integer-valued float). ``t``: a float,
-    a
-    0-d tensor, or a ``[B]`` tensor broadcast over each sample. Runs on x0's device with
-    ``torch.binomial`` (no lookup table) and returns x0's dtype.
+    a 0-d tensor, or a ``[B]`` tensor broadcast over each sample. Runs on x0's device
+    with ``torch.binomial`` (no lookup table) and returns x0's dtype.
     """
     _checks.count_tensor(x0, "x0")
     t = _checks.per_sample(_checks.times(t).to(x0.device), x0)

@@ -1,24 +1,21 @@
 """Reverse-time samplers: generate count images from black (Chapter 6).
 
 All samplers start from the all-zero image at t_end = times[-1] and walk the increasing
-grid
-``times`` down to t = 0, one rate-model call per step (NFE = T). A step from t = t_k to
-s = t_{k-1} (s = 0 after t_0) uses the bridge probability q_k = (p_s - p_t) / (1 - p_t):
+grid ``times`` down to t = 0, one rate-model call per step (NFE = T). A step from t =
+t_k to s = t_{k-1} (s = 0 after t_0) uses the bridge probability q_k = (p_s - p_t) / (1
+- p_t):
 
 * ``tau_leaping``:     n_s = clip(n_t + Poisson(y_hat q), 0, n_max)
 * ``binomial_bridge``: n_s = n_t + Binomial(clip(round(y_hat), 0, n_max - n_t), q)
 
 The bridge is the exact step given x0, with the network's guess of x0 - x_t in place of
-the
-truth. Rounding y_hat to the *nearest* integer, as the official code does, biases every
-step;
-*stochastic* rounding (floor or ceil, ceil with the fractional part's probability) keeps
-the
-mean. Everything stays on the device: no CPU round trip inside the loop.
+the truth. Rounding y_hat to the *nearest* integer, as the official code does, biases
+every step; *stochastic* rounding (floor or ceil, ceil with the fractional part's
+probability) keeps the mean. Everything stays on the device: no CPU round trip inside
+the loop.
 
 ``gillespie_reverse`` is the exact continuous-time sampler of a one-pixel toy, the
-reference
-the discretised samplers converge to.
+reference the discretised samplers converge to.
 """
 import os
 
@@ -54,10 +51,8 @@ def tau_leaping_step(x, y_hat, q, n_max, generator=None):
     6).
 
     ``x``: long counts; ``y_hat``: the rate model's output (negative values count as 0,
-    a
-    rate cannot be negative); ``q``: the step's bridge probability. The upper clip is
-    part of
-    the algorithm: Poisson births are unbounded.
+    a rate cannot be negative); ``q``: the step's bridge probability. The upper clip is
+    part of the algorithm: Poisson births are unbounded.
     """
     births = torch.poisson(y_hat.clamp_min(0) * q, generator=generator)
     return (x + births.long()).clamp_(0, n_max)
@@ -100,35 +95,22 @@ def _resolve_device(model, generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def reverse_steps(
-    model,
-    x,
-    times,
-    method="tau_leaping",
-    n_max=255,
-    rounding="stochastic",
-    generator=None,
-    after_step=None,
-    progress=False,
-):
+def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="stochastic",
+                  generator=None, after_step=None, progress=False):
     """The reverse-time loop: walk counts ``x`` from t_end = times[-1] down to t = 0
     (Chapter 6).
 
-    Step k goes from t = t_k to s = t_{k-1} (s = 0 after t_0) with one checked
-    rate-model
-    call (``_checks.predict``) and the bridge probability q_k
-    (``bridge.step_probabilities``):
-    a ``tau_leaping_step`` or a ``binomial_bridge_step``. After each step,
-    ``after_step(k, x, t, s)`` (if given; t and s float64 0-d tensors on x's device) may
-    look at the new state at time s or return a replacement for it (``None`` keeps x):
-    inpainting clamps observed pixels there and ``reverse_frames`` records frames.
-    ``x``: long counts ``[B, ...]`` on the device the loop runs on. Returns the counts
-    at t = 0.
+    Step k goes from t = t_k to s = t_{k-1} (s = 0 after t_0) with one checked call of
+    the rate model (``_checks.predict``) and the bridge probability q_k
+    (``bridge.step_probabilities``): a ``tau_leaping_step`` or a
+    ``binomial_bridge_step``. After each step, ``after_step(k, x, t, s)`` (if given; t
+    and s are float64 0-d tensors on x's device) may look at the new state at time s or
+    return a replacement for it (``None`` keeps x): inpainting clamps observed pixels
+    there and ``reverse_frames`` records frames. ``x``: long counts ``[B, ...]`` on the
+    device the loop runs on. Returns the counts at t = 0.
     """
-    (
-        _checks.one_of(method, METHODS, "method"),
-        _checks.one_of(rounding, ROUNDINGS, "rounding"),
-    )
+    _checks.one_of(method, METHODS, "method")
+    _checks.one_of(rounding, ROUNDINGS, "rounding")
     n_max, times = _checks.positive_int(n_max, "n_max"), _checks.time_grid(times)
     # Every q_k and model time is prepared once: the loop never copies data to the host.
     q = step_probabilities(times).to(device=x.device, dtype=torch.float32)
@@ -146,29 +128,17 @@ def reverse_steps(
     return x
 
 
-def sample(
-    model,
-    shape,
-    times,
-    method="tau_leaping",
-    n_max=255,
-    generator=None,
-    device=None,
-    progress=False,
-    rounding="stochastic",
-):
+def sample(model, shape, times, method="tau_leaping", n_max=255, generator=None,
+           device=None, progress=False, rounding="stochastic"):
     """Generate counts ``[B, ...]`` in [0, n_max] with a rate model (Chapter 6).
 
     ``model(x_t, t) -> y_hat`` estimates E[x0 - x_t | x_t] (float counts ``[B, ...]``,
-    float
-    times ``[B]``). ``times``: increasing grid, e.g. ``schedule.observation_times(T,
-    t_end)``.
-    ``method``: ``tau_leaping`` or ``binomial_bridge`` (``rounding`` applies to the
-    bridge).
-    Runs on ``device`` (default: the model's parameters, else the generator's, else
-    cpu);
-    ``generator`` must live there. Starts from black and runs ``reverse_steps``.
-    Returns a long tensor.
+    float times ``[B]``). ``times``: increasing grid, e.g.
+    ``schedule.observation_times(T, t_end)``. ``method``: ``tau_leaping`` or
+    ``binomial_bridge`` (``rounding`` applies to the bridge). Runs on ``device``
+    (default: the model's parameters, else the generator's, else cpu); ``generator``
+    must live there. Starts from black and runs ``reverse_steps``. Returns a long
+    tensor.
     """
     x = torch.zeros(_checks.batch_shape(shape), dtype=torch.long,
                     device=_resolve_device(model, generator, device))
@@ -209,18 +179,14 @@ def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
     ``rate(n, t)``: birth rate n -> n+1 at time t for float tensors ``[P]`` (e.g.
     ``lambda n, t: bridge.marginal_birth_rate(oracle, n, t)``); it must not exceed the
     rate with every unit missing, (n_max - n) / (e^t - 1). Thinning (Lewis-Shedler) in
-    the
-    clock v = ln(1 - e^{-t}), where that bound becomes the constant n_max - n:
-    candidates come
-    at rate n_max - n in v, a candidate at time t is accepted with probability
-    rate(n, t) (e^t - 1) / (n_max - n). Exact except that events below ``t_min`` are
-    dropped
-    (their probability is O(t_min) on the data's support).
+    the clock v = ln(1 - e^{-t}), where that bound becomes the constant n_max - n:
+    candidates come at rate n_max - n in v, a candidate at time t is accepted with
+    probability rate(n, t) (e^t - 1) / (n_max - n). Exact except that events below
+    ``t_min`` are dropped (their probability is O(t_min) on the data's support).
 
     Returns ``birth_times`` float64 ``[n_paths, n_max]``: row i holds the times of its
-    births in
-    decreasing order, NaN after its last one; the final count is the number of non-NaN
-    entries.
+    births in decreasing order, NaN after its last one; the final count is the number of
+    non-NaN entries.
     """
     n_paths, n_max = (
         _checks.positive_int(n_paths, "n_paths"),

@@ -1,14 +1,10 @@
 """Observation times and loss weights of Blackout Diffusion (Chapters 3 and 5).
 
 The official code observes the forward process at T times t_0 < ... < t_{T-1} = t_end
-that
-are equally spaced in the logit of the survival probability p_t = e^{-t}, i.e. in
-log-SNR
-(for a unit count, SNR = p/(1-p)). Training draws a time index k uniformly (pi_k = 1/T)
-and
-multiplies the per-time loss by a weight w_k, so the average over k estimates the
-integral
-(or sum) over time that the objective asks for.
+that are equally spaced in the logit of the survival probability p_t = e^{-t}, i.e. in
+log-SNR (for a unit count, SNR = p/(1-p)). Training draws a time index k uniformly (pi_k
+= 1/T) and multiplies the per-time loss by a weight w_k, so the average over k estimates
+the integral (or sum) over time that the objective asks for.
 """
 import math
 
@@ -34,8 +30,8 @@ def observation_times(T=1000, t_end=15.0):
     (Eq. ch3-schedule, Chapter 3).
 
     t_k = ln(1 + e^{-L(1 - 2k/(T-1))}): t_0 is about e^{-t_end}, and the last time is
-    set to
-    exactly ``t_end`` (the formula gives it up to rounding). Returns float64 ``[T]``.
+    set to exactly ``t_end`` (the formula gives it up to rounding). Returns float64
+    ``[T]``.
     """
     if isinstance(T, bool) or int(T) != T or T < 2:
         raise ValueError(f"T must be an integer >= 2, got {T!r}")
@@ -64,12 +60,10 @@ def loss_weights(times, kind="official", variant="instantaneous"):
     * elbo, finite:            w_k = T (p_{k-1} - p_k) / (1 - p_k)        (derived)
 
     The ELBO weights come from the path KL between pure-birth processes, rate p/(1-p)
-    dt; the
-    official weights are the ELBO ones times (1 - p_k), which down-weights small times.
-    The
-    factor T undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum / finite-step sum.
-    ``times`` must be 1-D, strictly increasing, with times[0] > 0. Returns float64
-    ``[T]``.
+    dt; the official weights are the ELBO ones times (1 - p_k), which down-weights small
+    times. The factor T undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum /
+    finite-step sum. ``times`` must be 1-D, strictly increasing, with times[0] > 0.
+    Returns float64 ``[T]``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -113,18 +107,14 @@ def sample_time_indices(batch, T, generator=None, device=None):
 
 def training_grid(times, weights, time_sampling="uniform", resolution=16):
     """The (times, weights) pair handed to ``losses.blackout_loss``, which draws an
-    index
-    uniformly (Chapters 5, 7).
+    index uniformly (Chapters 5, 7).
 
     ``uniform`` returns them unchanged: k ~ Uniform{0..T-1}, loss times w_k (the paper).
     ``importance`` returns a grid of ``resolution * T`` times on which a uniform draw
-    hits
-    t_k with probability pi_k = w_k / sum(w), all with the constant weight sum(w) / T:
-    the
-    same expected loss (up to rounding pi_k to multiples of 1 / (resolution T)) with far
-    less variance. With the official weights w_k is ~ p (1 - p) per logit step, so a
-    uniform
-    draw spends most of a batch on times whose weight is nearly 0.
+    hits t_k with probability pi_k = w_k / sum(w), all with the constant weight sum(w) /
+    T: the same expected loss (up to rounding pi_k to multiples of 1 / (resolution T))
+    with far less variance. With the official weights w_k is ~ p (1 - p) per logit step,
+    so a uniform draw spends most of a batch on times whose weight is nearly 0.
     """
     if time_sampling == "uniform":
         return times, weights
