@@ -1,18 +1,18 @@
 """The one plain-PyTorch training loop of the package (Chapters 7 and 10).
 
-:func:`train` runs a :class:`~blackout_tutorial.presets.Preset` into a run folder (the
-layout is in :mod:`blackout_tutorial.runs`). Each step draws a batch, and the loss draws
-its own noise: by default the weighted Poisson loss of Chapter 5 (``losses.blackout_loss``,
-Eq. ch7-loss, Chapter 7) on the grid of ``schedule.training_grid``. Adam, linear warmup,
-gradient clipping, an EMA of the weights, bfloat16 autocast on CUDA. The loss and the model
-builder are arguments, so the Gaussian baseline of Chapter 10 trains through the same loop.
+:func:`train` runs a :class:`~blackout_tutorial.presets.Preset` into a run folder
+(layout in :mod:`blackout_tutorial.runs`). Each step draws a batch; the loss draws its
+own noise: by default the weighted Poisson loss of Chapter 5 (``losses.blackout_loss``,
+Eq. ch7-loss, Chapter 7) on the grid of ``schedule.training_grid``. Adam, linear
+warmup, gradient clipping, an EMA of the weights, bfloat16 autocast on CUDA. Loss and
+model builder are arguments, so the Gaussian baseline of Chapter 10 uses the same loop.
 
-Exact resume: all randomness of step s (data order, time indices, forward noise, flips,
-dropout) comes from generators seeded by (seed, s, rank), so a run interrupted after a
-checkpoint and resumed reproduces the uninterrupted loss curve bit for bit (on the same
-CPU, with the same number of threads; cuDNN kernels may differ run to run) without saving
-RNG states. Multi-GPU: launch with ``torchrun --nproc_per_node N``; each process takes
-1/N of every global batch and DistributedDataParallel averages the gradients.
+Exact resume: all randomness of step s (data order, time indices, forward noise,
+flips, dropout) comes from generators seeded by (seed, s, rank), so a run resumed from
+a checkpoint reproduces the uninterrupted loss curve bit for bit (same CPU and thread
+count; cuDNN kernels may vary) without saving RNG states. Multi-GPU: ``torchrun
+--nproc_per_node N``; each process takes 1/N of every global batch and
+DistributedDataParallel averages the gradients.
 """
 import copy
 import csv
@@ -39,54 +39,60 @@ class TrainResult:
     ema: nets.RateModel
     preset: presets.Preset
     step: int
-    history: np.ndarray          # [step, 3]: loss, learning rate, gradient norm per step
-    seconds: float               # training time summed over all sessions of the run
+    history: np.ndarray  # [step, 3]: loss, learning rate, gradient norm per step
+    seconds: float  # training time summed over all sessions of the run
     out_dir: Path
 
     def summary(self):
-        """One line for logs: steps, final loss, time, throughput and (CUDA) peak memory."""
-        cfg = self.preset.train
-        line = f"{self.preset.name} ({self.preset.scale}): {self.step} steps of {cfg.steps}"
+        """One log line: steps, final loss, time, throughput, (CUDA) peak memory."""
+        cfg, p = self.preset.train, self.preset
+        line = f"{p.name} ({p.scale}): {self.step} steps of {cfg.steps}"
         if self.step:
             rate = self.step * cfg.batch_size / max(self.seconds, 1e-9)
-            line += (f", final loss {self.history[-1, 0]:.4f}, {self.seconds:.0f} s of "
-                     f"training, {rate:.0f} images/s")
+            line += (f", final loss {self.history[-1, 0]:.4f}, {self.seconds:.0f} s "
+                     f"of training, {rate:.0f} images/s")
         if torch.cuda.is_available():
-            line += f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+            gib = torch.cuda.max_memory_allocated() / 2**30
+            line += f", peak GPU memory {gib:.2f} GiB"
         return line
 
 
 def step_seed(seed, step, rank=0, stream=0):
     """A 63-bit seed that depends only on (seed, step, rank, stream): exact resume."""
-    state = np.random.SeedSequence([seed, step, rank, stream]).generate_state(2, np.uint32)
+    seq = np.random.SeedSequence([seed, step, rank, stream])
+    state = seq.generate_state(2, np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 
 def batch_indices(n_items, batch_size, step, seed):
-    """Indices of the global batch of ``step``: consecutive slices of a per-epoch permutation.
+    """Indices of the global batch of ``step``: slices of a per-epoch permutation.
 
     Epoch e = step // (n_items // batch_size) uses ``randperm`` seeded by (seed, e); the
     last partial batch of each epoch is dropped, so every batch is full.
     """
     per_epoch = n_items // batch_size
     if per_epoch < 1:
-        raise ValueError(f"batch_size={batch_size} exceeds the {n_items} training images")
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {n_items} training images")
     epoch, pos = divmod(step, per_epoch)
     gen = torch.Generator().manual_seed(step_seed(seed, epoch, stream=1))
-    return torch.randperm(n_items, generator=gen)[pos * batch_size:(pos + 1) * batch_size]
+    perm = torch.randperm(n_items, generator=gen)
+    return perm[pos * batch_size:(pos + 1) * batch_size]
 
 
 def learning_rate(cfg, step):
-    """Linear warmup to ``cfg.lr`` over ``cfg.warmup_steps``, then constant (the paper) or,
-    with ``lr_decay="cosine"``, a cosine decay to 0 at step ``cfg.steps`` (short runs).
+    """Linear warmup to ``cfg.lr`` over ``cfg.warmup_steps``, then constant (the
+    paper) or, with ``lr_decay="cosine"``, a cosine decay to 0 at step ``cfg.steps``.
 
-    The cosine schedule depends on ``cfg.steps``: extending a finished run restarts it high.
+    The cosine schedule depends on ``cfg.steps``: extending a finished run restarts it
+    high.
     """
     lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
     if cfg.lr_decay == "cosine":
         return lr * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
     if cfg.lr_decay != "none":
-        raise ValueError(f"lr_decay must be 'none' or 'cosine', got {cfg.lr_decay!r}")
+        raise ValueError(
+            f"lr_decay must be 'none' or 'cosine', got {cfg.lr_decay!r}")
     return lr
 
 
@@ -103,7 +109,7 @@ def update_ema(ema, model, decay, step):
 
 def blackout_objective(preset, device):
     """The default loss ``f(model, x0, generator=)``: ``losses.blackout_loss`` on the
-    (times, weights) grid of ``preset`` (``schedule.training_grid``, Chapters 5 and 7)."""
+    (times, weights) grid of ``preset`` (``schedule.training_grid``, Chapters 5, 7)."""
     cfg = preset.train
     times = schedule.observation_times(preset.T, preset.t_end).to(device)
     weights = schedule.loss_weights(times, cfg.weights, cfg.weight_variant).to(device)
@@ -111,28 +117,30 @@ def blackout_objective(preset, device):
     return functools.partial(losses.blackout_loss, times=times, weights=weights)
 
 
-def train(preset, out_dir, *, loss=None, build_model=None, dataset=None, device=None,
-          progress=None, stop_at=None, data_dir=None):
+def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
+          device=None, progress=None, stop_at=None, data_dir=None):
     """Train (or resume) ``preset`` in ``out_dir``; returns a :class:`TrainResult`.
 
-    ``loss(model, x0, generator=)`` -> scalar (default :func:`blackout_objective`, the
-    weighted Poisson loss, Eq. ch7-loss, Chapter 7); ``build_model(preset, n_max)`` -> the
-    network, built under ``torch.manual_seed(preset.train.seed)`` (default
-    ``runs.build_rate_model``). If ``out_dir`` holds a checkpoint of the same configuration,
-    training continues from it (a different ``steps`` extends the run; other differences
-    raise ``runs.CheckpointError``). ``stop_at`` ends the session after that step (with a
-    checkpoint), as an interruption would; ``progress`` defaults to on unless env
-    ``BLACKOUT_PROGRESS=0``. A non-finite loss or gradient raises ``FloatingPointError``.
+    ``loss(model, x0, generator=)`` -> scalar (default :func:`blackout_objective`,
+    the weighted Poisson loss, Eq. ch7-loss, Chapter 7); ``build_model(preset,
+    n_max)`` -> the network, built under ``torch.manual_seed(preset.train.seed)``
+    (default ``runs.build_rate_model``). A checkpoint of the same configuration in
+    ``out_dir`` is resumed (a different ``steps`` extends the run; other differences
+    raise ``runs.CheckpointError``). ``stop_at`` ends the session after that step
+    (with a checkpoint), as an interruption would; ``progress`` is on unless env
+    ``BLACKOUT_PROGRESS=0``. A non-finite loss or gradient raises FloatingPointError.
     """
     device = torch.device(device) if device else presets.default_device()
     rank, world, device, started = _distributed(device)
     if preset.train.batch_size % world:
-        raise ValueError(f"batch_size={preset.train.batch_size} must be divisible by the "
-                         f"{world} processes")
+        raise ValueError(f"batch_size={preset.train.batch_size} must be divisible "
+                         f"by the {world} processes")
     if progress is None:
         progress = os.environ.get("BLACKOUT_PROGRESS", "1") != "0"
     try:
-        data = dataset if dataset is not None else load_dataset(preset.dataset, data_dir)
+        data = dataset
+        if data is None:
+            data = load_dataset(preset.dataset, data_dir)
         loss = loss or blackout_objective(preset, device)
         run = _Run(preset, Path(out_dir), data, device, rank, world,
                    build_model or runs.build_rate_model)
@@ -143,7 +151,7 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None, device=
 
 
 def _distributed(device):
-    """(rank, world_size, device, started) for a torchrun launch, else (0, 1, device, False)."""
+    """(rank, world_size, device, started) under torchrun, else (0, 1, device, False)"""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, device, False
@@ -160,9 +168,10 @@ class _Run:
     """The state of one training session: model, EMA, optimiser, step, history."""
 
     def __init__(self, preset, out_dir, data, device, rank, world, build_model):
-        self.preset, self.out_dir, self.data, self.device = preset, out_dir, data, device
-        self.rank, self.world, self.build_model = rank, world, build_model
-        torch.manual_seed(preset.train.seed)     # the same initial weights on every process
+        self.preset, self.out_dir, self.data = preset, out_dir, data
+        self.device, self.rank, self.world = device, rank, world
+        self.build_model = build_model
+        torch.manual_seed(preset.train.seed)  # the same initial weights everywhere
         self.model = build_model(preset, data.n_max).to(device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.train.lr)
@@ -186,9 +195,10 @@ class _Run:
 
     def checkpoint(self, elapsed):
         if self.rank == 0:
-            runs.save_checkpoint(self.out_dir / runs.CHECKPOINT, self.preset, self.step,
-                                 self.model, self.ema, self.optimizer, self.history,
-                                 self.seconds + elapsed, self.build_model)
+            runs.save_checkpoint(
+                self.out_dir / runs.CHECKPOINT, self.preset, self.step, self.model,
+                self.ema, self.optimizer, self.history, self.seconds + elapsed,
+                self.build_model)
             _write_history(self.out_dir / "history.csv", self.history)
 
     def loop(self, loss, progress, stop_at):
@@ -217,29 +227,30 @@ class _Run:
         bar.close()
         self.seconds += time.perf_counter() - started_at
         history = np.asarray(self.history, dtype=np.float64).reshape(-1, 3)
-        return TrainResult(self.model.eval(), self.ema, self.preset, self.step, history,
-                           self.seconds, self.out_dir)
+        return TrainResult(self.model.eval(), self.ema, self.preset, self.step,
+                           history, self.seconds, self.out_dir)
 
     def sample_grid(self):
-        """``preset.train.sample_grid`` EMA samples (tau-leaping, 100 steps) as a PNG."""
+        """``preset.train.sample_grid`` EMA samples (tau-leaping, 100 steps), a PNG."""
         from blackout_tutorial import plotting
-        seed = step_seed(self.preset.train.seed, self.step, stream=2)
-        x = runs.generate(self.ema, self.preset.train.sample_grid, 100, "tau_leaping",
-                          preset=self.preset, seed=seed, device=self.device)
-        plotting.save_image_grid(x, self.data.n_max,
-                                 self.out_dir / "samples" / f"step_{self.step:07d}.png",
-                                 title=f"{self.preset.name}, step {self.step}")
+        p, step = self.preset, self.step
+        seed = step_seed(p.train.seed, step, stream=2)
+        x = runs.generate(self.ema, p.train.sample_grid, 100, "tau_leaping",
+                          preset=p, seed=seed, device=self.device)
+        path = self.out_dir / "samples" / f"step_{step:07d}.png"
+        plotting.save_image_grid(x, self.data.n_max, path,
+                                 title=f"{p.name}, step {step}")
 
 
 def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
-    """One optimiser step of :func:`train`; returns (loss, learning rate, gradient norm).
+    """One optimiser step of :func:`train`; returns (loss, learning rate, grad norm).
 
     Everything random in the step is seeded by (seed, step, rank): exact resume.
     """
     cfg = preset.train
     seed = step_seed(cfg.seed, step, rank)
     gen = torch.Generator(images.device).manual_seed(seed)
-    torch.manual_seed(seed)                                      # dropout
+    torch.manual_seed(seed)  # dropout
     idx = batch_indices(len(images), cfg.batch_size, step, cfg.seed)
     x0 = images[idx[rank::world].to(images.device)]
     if cfg.hflip:
@@ -261,9 +272,9 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
     loss_value, norm_value = stats.tolist()
     if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
         raise FloatingPointError(
-            f"training diverged at step {step + 1}: loss {loss_value}, gradient norm "
-            f"{norm_value} (lr {lr:.3g}). The last checkpoint is intact; lower train.lr "
-            f"or train.grad_clip, or delete the checkpoint to restart.")
+            f"training diverged at step {step + 1}: loss {loss_value}, gradient "
+            f"norm {norm_value} (lr {lr:.3g}). The last checkpoint is intact; lower "
+            f"train.lr or train.grad_clip, or delete the checkpoint to restart.")
     optimizer.step()
     return loss_value, lr, norm_value
 
@@ -280,5 +291,5 @@ def _write_history(path, history):
 
 def _progress_bar(enabled, initial, total, name):
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=f"train {name}",
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, disable=not enabled,
+                desc=f"train {name}", dynamic_ncols=True)
