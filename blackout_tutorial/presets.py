@@ -11,7 +11,7 @@
   :cite:`santos2023blackout`.
 
 The scale a notebook runs at is its *profile*: :func:`current_profile` reads the
-environment variable ``BLACKOUT_PROFILE`` (one of :data:`SCALES`); the default is
+environment variable ``BLACKOUT_PROFILE`` (one of ``SCALES``); the default is
 ``laptop`` on every machine, also with a GPU (``full`` runs for hours and starts only
 when asked for). The test suite's ``conftest.py`` sets ``smoke`` before any kernel
 starts.
@@ -218,7 +218,7 @@ def default_device():
 
 
 def current_profile(env=None):
-    """The scale named by ``BLACKOUT_PROFILE`` (one of :data:`SCALES`), else ``laptop``.
+    """The scale named by ``BLACKOUT_PROFILE`` (one of ``SCALES``), else ``laptop``.
 
     The default does not depend on the hardware: ``full`` starts only when asked for.
     Raises ``ValueError`` naming ``BLACKOUT_PROFILE`` when the variable holds an unknown

@@ -1,9 +1,9 @@
 """Reverse-time samplers: generate count images from black (Chapter 6).
 
 All samplers start from the all-zero image at t_end = times[-1] and walk the increasing
-grid ``times`` down to t = 0, one rate-model call per step (NFE = T). A step from t =
-t_k to s = t_{k-1} (s = 0 after t_0) uses the bridge probability q_k = (p_s - p_t) / (1
-- p_t):
+grid ``times`` down to t = 0, one rate-model call per step (NFE = T). A step from
+t = t_k to s = t_{k-1} (s = 0 after t_0) uses the bridge probability
+q_k = (p_s - p_t) / (1 - p_t):
 
 * ``tau_leaping``:     n_s = clip(n_t + Poisson(y_hat q), 0, n_max)
 * ``binomial_bridge``: n_s = n_t + Binomial(clip(round(y_hat), 0, n_max - n_t), q)
@@ -95,8 +95,9 @@ def _resolve_device(model, generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def reverse_steps(model, x, times, method="tau_leaping", n_max=255, rounding="stochastic",
-                  generator=None, after_step=None, progress=False):
+def reverse_steps(model, x, times, method="tau_leaping", n_max=255,
+                  rounding="stochastic", generator=None, after_step=None,
+                  progress=False):
     """The reverse-time loop: walk counts ``x`` from t_end = times[-1] down to t = 0
     (Chapter 6).
 
