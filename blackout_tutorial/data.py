@@ -12,7 +12,7 @@ name                   images           n_max  source
 ``binarized_mnist``    70000, 1x32x32   1      MNIST resized to 32x32, > 0.5
 ``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
 ``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
-``cifar10-fixture``    250, 3x32x32     255    synthetic shapes, CIFAR format (NOT CIFAR)
+``cifar10-fixture``    250, 3x32x32     255    synthetic CIFAR format (NOT CIFAR-10)
 =====================  ===============  =====  ========================================
 
 ``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a

@@ -8,8 +8,9 @@ Every unit still dies at rate 1, and new units now arrive at a constant rate lam
 
 and its solution from n0 is the sum of two independent parts: the survivors of the n0
 original units, Binomial(n0, e^{-t}), and the immigrants still alive,
-Poisson(lambda (1 - e^{-t})). As t grows the survivors vanish and the law tends to Poisson(lambda), the stationary
-distribution: generation starts from Poisson noise instead of the black image.
+Poisson(lambda (1 - e^{-t})). As t grows the survivors vanish and the law tends to
+Poisson(lambda), the stationary distribution: generation starts from Poisson noise
+instead of the black image.
 
 Run backwards, the chain jumps both ways. Splitting the state into survivors s and
 immigrants i = n - s makes the reverse rates linear again (derived in Chapter 11):
