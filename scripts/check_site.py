@@ -149,6 +149,16 @@ def link_problems(page, refs, live_ids):
     return sorted(set(out))
 
 
+def numbering_problems(page, numbers):
+    """On chapter NN's page every equation/figure/exercise number reads NN.k."""
+    chapter = re.match(r"(\d\d)_", page.name)
+    if not chapter:
+        return [f"number {n!r} on an unnumbered page" for n in numbers]
+    ok = re.compile(rf"^\(?(?:\w+ )?{int(chapter.group(1))}\.\d+\)?$")
+    return [f"number {n!r} is not of chapter {int(chapter.group(1))}"
+            for n in numbers if not ok.match(n)]
+
+
 def network_problems(net):
     out = []
     for url, error in net.values():
@@ -172,6 +182,7 @@ def check_page(tab, page, shots=SHOTS):
         fail.append(f"equation {e['number'] or ''} {name} overflows by {e['px']} px "
                     f"(column {m['column']} px): `{e['tex']}`")
     fail += [f"table overflows by {t['px']} px: {t['head']!r}" for t in m["wideTables"]]
+    fail += numbering_problems(page, m["numbers"])
     fail += link_problems(page, m["refs"], set(m["ids"]))
     fail += network_problems(net)
     sc = m["scrolling"]
@@ -180,6 +191,8 @@ def check_page(tab, page, shots=SHOTS):
         note.append(f"blocks scrolling sideways: {sc['input']} code, "
                     f"{sc['output']} output, {sc['other']} other "
                     f"(longest line {sc['widest']} chars)")
+    if m["bareImages"]:
+        note.append(f"{m['bareImages']} output images without a numbered caption")
     if m["crampedCells"]:
         note.append(f"{m['crampedCells']} table cells wrap over 3+ lines")
     shots.mkdir(parents=True, exist_ok=True)

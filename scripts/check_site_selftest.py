@@ -18,7 +18,7 @@ HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8">
 CLEAN = """<h1 id="top">Clean</h1>
 <div class="math" id="equation-short"><span class="eqno">(1.1)</span>\\[ a + b \\]</div>
 <p>See <a href="#equation-short">Eq. (1.1)</a> and
-<a href="bad.html#top">the other page</a>.</p>
+<a href="02_bad.html#top">the other page</a>.</p>
 <table><tr><td>1</td><td>2</td></tr></table></article></body></html>"""
 BAD = """<h1 id="top">Bad</h1>
 <div class="math" id="equation-wide"><span class="eqno">(9.9)</span>\\[ {wide} \\]</div>
@@ -26,7 +26,7 @@ BAD = """<h1 id="top">Bad</h1>
 <p>Left raw: $$ x^2 $$. See Exercise Exercise 3.</p>
 <table><tr><td style="white-space: nowrap">{cell}</td></tr></table>
 <div class="cell_input"><pre>{line}</pre></div>
-<p><a href="nope.html">gone</a> <a href="clean.html#nowhere">anchor</a>
+<p><a href="nope.html">gone</a> <a href="01_clean.html#nowhere">anchor</a>
 <img src="missing.png"> <img src="https://example.invalid/remote.png"></p>
 <style>@font-face {{ font-family: Gone; src: url(missing-font.woff2); }}</style>
 <p style="font-family: Gone">text in a font that does not load</p>
@@ -39,11 +39,12 @@ EXPECT = {
     "wide equation": "equation (9.9) wide overflows",
     "wide table": "table overflows",
     "broken link": "broken link <a> nope.html",
-    "broken anchor": "broken anchor clean.html#nowhere",
+    "broken anchor": "broken anchor 01_clean.html#nowhere",
     "broken image": "broken link <img> missing.png",
     "remote resource": "remote resource <img> https://example.invalid/remote.png",
     "remote request": "remote request https://example.invalid/data.json",
     "failed load": "missing-font.woff2 (net::ERR_FILE_NOT_FOUND)",
+    "numbering": "number '(9.9)' is not of chapter 2",
 }
 
 
@@ -58,14 +59,14 @@ def mathjax_url():
 def site_self_test(tmp):
     head = HEAD.format(mathjax=mathjax_url())
     wide = " + ".join(f"x_{{{i}}}^{{2}}" for i in range(60))
-    (tmp / "clean.html").write_text(head + CLEAN)
+    (tmp / "01_clean.html").write_text(head + CLEAN)
     bad = BAD.format(wide=wide, cell="w" * 200, line="y" * 200)
-    (tmp / "bad.html").write_text(head + bad)
+    (tmp / "02_bad.html").write_text(head + bad)
     browser = check_site.Browser()
     try:
         tab = check_site.Tab(browser)
-        clean = check_site.check_page(tab, tmp / "clean.html", shots=tmp)
-        bad = check_site.check_page(tab, tmp / "bad.html", shots=tmp)
+        clean = check_site.check_page(tab, tmp / "01_clean.html", shots=tmp)
+        bad = check_site.check_page(tab, tmp / "02_bad.html", shots=tmp)
     finally:
         browser.close()
     errors = [f"clean page flagged: {f}" for f in clean["fail"]]
@@ -75,7 +76,7 @@ def site_self_test(tmp):
             errors.append(f"{name} not caught (wanted {needle!r})")
     if not any("1 code" in n for n in bad["note"]):
         errors.append("sideways-scrolling code block not reported")
-    if not (tmp / "bad.png").stat().st_size:
+    if not (tmp / "02_bad.png").stat().st_size:
         errors.append("no screenshot")
     return errors, len(bad["fail"])
 

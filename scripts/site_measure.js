@@ -70,6 +70,10 @@
         ...pre.innerText.split("\n").map((line) => line.length));
     }
   }
+  const numbers = [...col.querySelectorAll(".eqno, .caption-number")].map(
+    (e) => e.textContent.replace("#", "").trim());
+  const bareImages = [...col.querySelectorAll(".cell_output img")].filter(
+    (img) => !img.closest("figure")).length;
   const refs = [];
   for (const el of document.querySelectorAll("a[href], img[src], link[href], script[src], source[src], iframe[src]")) {
     const raw = el.getAttribute("href") || el.getAttribute("src");
@@ -77,7 +81,7 @@
   }
   return {
     column: Math.round(right - left), typeset: document.querySelectorAll("mjx-container").length,
-    wideEquations, wideTables, crampedCells, mathErrors, doubled, rawTex: rawTex.slice(0, 20), scrolling,
+    wideEquations, wideTables, crampedCells, mathErrors, doubled, numbers, bareImages, rawTex: rawTex.slice(0, 20), scrolling,
     refs, ids: [...document.querySelectorAll("[id], a[name]")].map((e) => e.id || e.name),
   };
 })()
