@@ -1,0 +1,55 @@
+"""Figures and the printed-source helper: what they draw is what they were given."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from blackout_tutorial import plotting, process
+
+
+def test_image_grid_places_each_image_scaled_by_n_max():
+    images = torch.arange(2 * 1 * 2 * 3).reshape(2, 1, 2, 3)  # counts 0..11
+    ax = plotting.image_grid(images, n_max=11, nrow=2)
+    grid = ax.get_images()[0].get_array()
+    # one-pixel white borders; image i starts at column 1 + i (w + 1)
+    assert np.allclose(grid[1:3, 1:4], images[0, 0].numpy() / 11)
+    assert np.allclose(grid[1:3, 5:8], images[1, 0].numpy() / 11)
+    assert np.allclose(grid[0], 1.0)
+    plt.close("all")
+
+
+def test_save_image_grid_writes_a_png(tmp_path):
+    path = tmp_path / "sub" / "grid.png"
+    plotting.save_image_grid(torch.zeros(4, 1, 5, 5), n_max=1, path=path, title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_history_draws_the_running_mean():
+    history = np.column_stack([np.arange(10.0), np.zeros(10), np.zeros(10)])
+    _, ax = plt.subplots()
+    plotting.loss_history(ax, history, window=4)
+    raw, smooth = ax.get_lines()
+    assert np.allclose(raw.get_ydata(), np.arange(10.0))
+    assert np.allclose(smooth.get_ydata(), np.arange(10.0)[3:] - 1.5)
+    plt.close("all")
+
+
+def test_masked_view_colours_only_the_hidden_pixels():
+    images = torch.full((1, 1, 2, 2), 4)
+    mask = torch.tensor([[[[True, False], [True, True]]]])
+    rgb = plotting.masked_view(images, mask, n_max=8, hidden_color=(1.0, 0.0, 0.0))
+    assert rgb.shape == (1, 2, 2, 3)
+    assert np.allclose(rgb[0, 0, 1], [1.0, 0.0, 0.0])
+    assert np.allclose(rgb[0, 1, 1], [0.5, 0.5, 0.5])
+
+
+def test_show_source_is_one_fenced_python_block():
+    shown = plotting.show_source(process.survival, process.marginal_pmf)
+    text = shown.data
+    assert text.startswith("```python\ndef survival(") and text.endswith("\n```")
+    assert "\ndef marginal_pmf(" in text and text.count("```") == 2
+
+
+def test_show_source_needs_an_object():
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.show_source()
