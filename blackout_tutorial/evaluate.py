@@ -1,19 +1,18 @@
 """Sample-quality metrics (Chapters 7 and 10).
 
-For the 8x8 digits an Inception network :cite:`szegedy2016inception` makes no sense, so
-the metrics use a classifier trained on the real training digits instead:
+For the 8x8 digits an Inception network :cite:`szegedy2016inception` makes no sense,
+so the metrics use a classifier trained on the real training digits instead:
 
-* **confident fraction**: the share of images the classifier labels with probability
-  >= 0.9 -- real held-out digits set the bar a generator should approach;
+* **confident fraction**: the share of images labelled with probability >= 0.9 --
+  real held-out digits set the bar a generator should approach;
 * **class balance**: the share of each predicted class (mode dropping shows up here);
 * **Frechet distance** :cite:`heusel2017fid` between Gaussians fitted to classifier
-  features of two image sets, the FID recipe with a small classifier in place of Inception.
+  features of two image sets: the FID recipe with a small classifier for Inception.
 
-For MNIST and CIFAR-10 (Chapters 8-9) the module computes the real FID with the standard
-Inception features through an optional package (torch-fidelity, clean-fid or pytorch-fid).
-Also here: exact pixel-marginal baselines (Chapters 7 and 10) and the chi-square
-goodness-of-fit test that checks samplers against exact distributions (Chapters 2-6).
-Sample files and sample generation live in :mod:`blackout_tutorial.runs`.
+MNIST and CIFAR-10 (Chapters 8-9): the real FID with the standard Inception features
+through an optional package (torch-fidelity, clean-fid or pytorch-fid). Also here:
+exact pixel-marginal baselines (Chapters 7 and 10) and the chi-square test of samplers
+against exact distributions (Chapters 2-6). Sample files: :mod:`blackout_tutorial.runs`.
 """
 import importlib
 import math
@@ -29,7 +28,7 @@ from blackout_tutorial import _checks
 
 
 def feature_statistics(features):
-    """Mean and covariance ``(mu [d], sigma [d, d])`` of features ``[N, d]`` (Chapter 10)."""
+    """Mean and covariance ``(mu, sigma)`` of features ``[N, d]`` (Chapter 10)."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features must have shape [N, d] with N >= 2, got {f.shape}")
@@ -41,42 +40,43 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
 
     ||mu1 - mu2||^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}).
 
-    The matrix square root comes from ``scipy.linalg.sqrtm``; a near-singular product gets
-    1e-6 added to the diagonals, as in the reference FID code. Imaginary parts of the root
-    are round-off when tiny (dropped) and a sign of a broken covariance when not: above
-    1e-3 of the largest variance they raise ``ValueError``, above 1e-6 they warn.
+    The square root is ``scipy.linalg.sqrtm``; a near-singular product gets 1e-6 added
+    to the diagonals, as in the reference FID code. Imaginary parts of the root are
+    round-off when tiny (dropped), a broken covariance when not: above 1e-3 of the
+    largest variance they raise ``ValueError``, above 1e-6 they warn.
     """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, float)) for m in (mu1, mu2))
+    sigma1, sigma2 = (np.atleast_2d(np.asarray(s, float)) for s in (sigma1, sigma2))
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"mu1, mu2 must be [d] and sigma1, sigma2 [d, d] with d = {d}; got "
-                         f"{mu2.shape}, {sigma1.shape}, {sigma2.shape}")
+        raise ValueError(f"mu1, mu2 must be [d] and sigma1, sigma2 [d, d] with "
+                         f"d = {d}; got {mu2.shape}, {sigma1.shape}, {sigma2.shape}")
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         offset = np.eye(d) * 1e-6
         covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     covmean = _real_part(covmean, sigma1, sigma2)
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    diff, tr = mu1 - mu2, np.trace
+    return float(diff @ diff + tr(sigma1) + tr(sigma2) - 2 * tr(covmean))
 
 
 def _real_part(root, sigma1, sigma2):
     if not np.iscomplexobj(root):
         return root
-    scale = max(1.0, float(np.abs(np.diag(sigma1)).max()), float(np.abs(np.diag(sigma2)).max()))
+    scale = max(1.0, *(float(np.abs(np.diag(s)).max()) for s in (sigma1, sigma2)))
     imag = float(np.abs(root.imag).max()) / scale
     if imag > 1e-3:
-        raise ValueError(f"the square root of sigma1 sigma2 has imaginary parts of relative "
-                         f"size {imag:.2g}: sigma1 and sigma2 must be covariance matrices")
+        raise ValueError(f"the square root of sigma1 sigma2 has imaginary parts of "
+                         f"relative size {imag:.2g}: sigma1 and sigma2 must be "
+                         f"covariance matrices")
     if imag > 1e-6:
         warnings.warn(f"frechet_distance: dropped imaginary parts of relative size "
-                      f"{imag:.2g} from the matrix square root", RuntimeWarning, stacklevel=3)
+                      f"{imag:.2g} from the matrix square root", RuntimeWarning, 3)
     return root.real
 
 
 def _flat(images, n_max):
-    x = images.detach().cpu().double() if isinstance(images, torch.Tensor) else torch.as_tensor(images).double()
+    x = torch.as_tensor(images).detach().cpu().double()
     if x.ndim < 2:
         raise ValueError(f"images must have shape [N, ...], got {tuple(x.shape)}")
     return (x.reshape(x.shape[0], -1) / n_max).numpy()
@@ -84,8 +84,8 @@ def _flat(images, n_max):
 
 @dataclass
 class DigitClassifier:
-    """A logistic-regression digit classifier on pixel intensities / n_max (Chapter 7)."""
-    model: object      # a fitted sklearn LogisticRegression
+    """A logistic-regression digit classifier on pixel values / n_max (Chapter 7)."""
+    model: object  # a fitted sklearn LogisticRegression
     n_max: int
 
     def probabilities(self, images):
@@ -93,7 +93,7 @@ class DigitClassifier:
         return self.model.predict_proba(_flat(images, self.n_max))
 
     def features(self, images):
-        """The classifier's logits ``[N, 10]``: the feature space of the Frechet distance."""
+        """The classifier's logits ``[N, 10]``: the Frechet distance's feature space."""
         return self.model.decision_function(_flat(images, self.n_max))
 
 
@@ -109,9 +109,9 @@ def fit_digit_classifier(train_images, labels, n_max, C=1.0, seed=0):
 
 
 def classifier_metrics(classifier, images, reference=None, threshold=0.9):
-    """Confident fraction, class fractions and (with ``reference``) Frechet distance (Chapter 7).
+    """Confident fraction, class fractions and Frechet distance (Chapter 7).
 
-    Returns a dict: ``confident_fraction`` (share with max probability >= ``threshold``),
+    Returns a dict: ``confident_fraction`` (share with max probability >= threshold),
     ``class_fractions`` (``[n_classes]`` shares of the predicted labels),
     ``min_class_fraction``, and ``frechet_distance`` to the ``reference`` images.
     """
@@ -146,7 +146,7 @@ def pixel_marginal_bits_per_dim(train_images, test_images, n_max, alpha=1.0):
     test = test_images.reshape(test_images.shape[0], -1).long()
     if train.shape[1] != test.shape[1]:
         raise ValueError("train_images and test_images must have the same image shape")
-    if bool((train > n_max).any() | (test > n_max).any() | (train < 0).any() | (test < 0).any()):
+    if any(bool(((v > n_max) | (v < 0)).any()) for v in (train, test)):
         raise ValueError(f"images must hold counts in 0..n_max = {n_max}")
     counts = torch.zeros(train.shape[1], n_max + 1, dtype=torch.float64)
     counts.scatter_add_(1, train.T, torch.ones(train.T.shape, dtype=torch.float64))
@@ -162,12 +162,13 @@ def digit_report(samples, dataset, threshold=0.9, seed=0):
     (the bar), the training digits (real-vs-real Frechet distance) and pixel-marginal
     samples (the trivial baseline). Returns a flat dict of floats.
     """
-    clf = fit_digit_classifier(dataset.train, dataset.train_labels, dataset.n_max, seed=seed)
-    model = classifier_metrics(clf, samples, dataset.test, threshold)
-    real = classifier_metrics(clf, dataset.test, dataset.train, threshold)
+    data = dataset
+    clf = fit_digit_classifier(data.train, data.train_labels, data.n_max, seed=seed)
+    model = classifier_metrics(clf, samples, data.test, threshold)
+    real = classifier_metrics(clf, data.test, data.train, threshold)
     gen = torch.Generator().manual_seed(seed)
-    baseline = classifier_metrics(clf, pixel_marginal_samples(dataset.train, len(samples), gen),
-                                  dataset.test, threshold)
+    fake = pixel_marginal_samples(data.train, len(samples), gen)
+    baseline = classifier_metrics(clf, fake, data.test, threshold)
     return {"confident_fraction": model["confident_fraction"],
             "confident_fraction_real": real["confident_fraction"],
             "confident_ratio": model["confident_fraction"] / real["confident_fraction"],
@@ -178,29 +179,29 @@ def digit_report(samples, dataset, threshold=0.9, seed=0):
             "confident_fraction_baseline": baseline["confident_fraction"]}
 
 
-# ---------------------------------------------------------------------------------------
-# Chapters 8-9: FID with the standard Inception features, sample export, the shipped
-# MNIST-5k checkpoint, and a CIFAR-format fixture for CPU runs.
-# ---------------------------------------------------------------------------------------
-PAPER_CIFAR10_FID = 4.58        # Blackout Diffusion on CIFAR-10, 50k samples :cite:`santos2023blackout`
+# --- Chapters 8-9: FID with the standard Inception features ---------------------------
+PAPER_CIFAR10_FID = 4.58  # CIFAR-10, 50k samples :cite:`santos2023blackout`
 FID_BACKENDS = ("torch_fidelity", "cleanfid", "pytorch_fid")
 FID_INSTALL_HINT = (
-    "Inception FID needs one of the packages torch-fidelity, clean-fid or pytorch-fid, and "
-    "none is installed. Install one, e.g. `pip install torch-fidelity` (or `pip install "
-    "clean-fid`, `pip install pytorch-fid`). The Inception-v3 weights (about 100 MB) download "
-    "on first use, and so does the CIFAR-10 reference (statistics or images), so the first "
-    "call needs a network. To compare with the paper's FID of 4.58, use 50,000 samples "
-    "against the CIFAR-10 training set: FID is biased upwards for fewer samples.")
+    "Inception FID needs one of the packages torch-fidelity, clean-fid or pytorch-fid, "
+    "and none is installed. Install one, e.g. `pip install torch-fidelity` (or `pip "
+    "install clean-fid`, `pip install pytorch-fid`). The Inception-v3 weights (about "
+    "100 MB) download on first use, and so does the CIFAR-10 reference (statistics or "
+    "images), so the first call needs a network. To compare with the paper's FID of "
+    "4.58, use 50,000 samples against the CIFAR-10 training set: FID is biased upwards "
+    "for fewer samples.")
 
 
 def fid_from_features(features_a, features_b):
-    """Frechet distance between Gaussians fitted to two feature sets ``[N, d]`` (Eq. ch9-fid, Chapter 9).
+    """Frechet distance between Gaussians fitted to two feature sets ``[N, d]``
+    (Eq. ch9-fid, Chapter 9).
 
     FID :cite:`heusel2017fid` is this number with Inception-v3 pool features
-    :cite:`szegedy2016inception`; with any other feature extractor it is a Frechet distance
-    in that feature space, comparable only with itself.
+    :cite:`szegedy2016inception`; with any other feature extractor it is a Frechet
+    distance in that feature space, comparable only with itself.
     """
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    stats = feature_statistics(features_a) + feature_statistics(features_b)
+    return frechet_distance(*stats)
 
 
 def _import_optional(name):
@@ -211,74 +212,74 @@ def _import_optional(name):
 
 
 def available_fid_backend():
-    """The first importable FID package of ``FID_BACKENDS`` (module name), or ``None`` (Chapter 9)."""
-    return next((name for name in FID_BACKENDS if _import_optional(name) is not None), None)
+    """The first importable package of ``FID_BACKENDS``, or ``None`` (Chapter 9)."""
+    return next((n for n in FID_BACKENDS if _import_optional(n) is not None), None)
 
 
 def inception_fid(sample_dir, reference="cifar10-train", backend=None, device=None,
                   batch_size=200):
-    """FID of the images in ``sample_dir`` against ``reference`` with Inception-v3 features (Chapter 9).
+    """FID of the PNGs in ``sample_dir`` against ``reference`` (Inception, Chapter 9).
 
     ``sample_dir``: a folder of PNGs (``runs.save_samples_png``). ``reference``:
     ``"cifar10-train"`` (the 50,000 CIFAR-10 training images, the protocol behind the
-    paper's 4.58) or a folder of real images. ``backend``: ``torch_fidelity``, ``cleanfid``
-    or ``pytorch_fid`` (default: the first installed). clean-fid runs in its
+    paper's 4.58) or a folder of real images. ``backend``: ``torch_fidelity``,
+    ``cleanfid`` or ``pytorch_fid`` (default: the first installed); clean-fid runs in
     ``legacy_tensorflow`` mode, the TensorFlow Inception of the original FID code.
     Raises ``ImportError`` with what to ``pip install`` when no backend is importable.
     """
+    backend = available_fid_backend() if backend is None else backend
     if backend is None:
-        backend = available_fid_backend()
-        if backend is None:
-            raise ImportError(FID_INSTALL_HINT)
+        raise ImportError(FID_INSTALL_HINT)
     if backend not in FID_BACKENDS:
         raise ValueError(f"backend must be one of {FID_BACKENDS}, got {backend!r}")
     sample_dir = Path(sample_dir)
     if not sample_dir.is_dir() or not any(sample_dir.glob("*.png")):
-        raise ValueError(f"sample_dir must be a folder of PNG images, got {str(sample_dir)!r}")
+        raise ValueError(
+            f"sample_dir must be a folder of PNG images, got {str(sample_dir)!r}")
     registered = reference == "cifar10-train"
     if not registered and not Path(reference).exists():
-        raise ValueError(f"reference must be 'cifar10-train' or an existing folder, got {reference!r}")
-    device = torch.device(device) if device is not None else (
-        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    module = _import_optional("cleanfid.fid" if backend == "cleanfid" else
-                              "pytorch_fid.fid_score" if backend == "pytorch_fid" else backend)
+        raise ValueError(f"reference must be 'cifar10-train' or an existing folder, "
+                         f"got {reference!r}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    names = {"cleanfid": "cleanfid.fid", "pytorch_fid": "pytorch_fid.fid_score"}
+    module = _import_optional(names.get(backend, backend))
     if module is None:
-        raise ImportError(f"FID backend {backend!r} is not installed. {FID_INSTALL_HINT}")
+        raise ImportError(f"FID backend {backend!r} is not installed. "
+                          f"{FID_INSTALL_HINT}")
+    a, b, kw = str(sample_dir), str(reference), {"batch_size": batch_size}
     if backend == "torch_fidelity":
-        metrics = module.calculate_metrics(input1=str(sample_dir), input2=str(reference), fid=True,
-                                           cuda=device.type == "cuda", batch_size=batch_size,
-                                           verbose=False)
+        metrics = module.calculate_metrics(input1=a, input2=b, fid=True, verbose=False,
+                                           cuda=device.type == "cuda", **kw)
         return float(metrics["frechet_inception_distance"])
     if backend == "cleanfid":
+        kw.update(mode="legacy_tensorflow", device=device)
         if registered:
-            return float(module.compute_fid(str(sample_dir), dataset_name="cifar10", dataset_res=32,
-                                            dataset_split="train", mode="legacy_tensorflow",
-                                            device=device, batch_size=batch_size))
-        return float(module.compute_fid(str(sample_dir), str(reference), mode="legacy_tensorflow",
-                                        device=device, batch_size=batch_size))
+            return float(module.compute_fid(a, dataset_name="cifar10", dataset_res=32,
+                                            dataset_split="train", **kw))
+        return float(module.compute_fid(a, b, **kw))
     if registered:
-        raise ValueError("pytorch_fid has no built-in CIFAR-10 reference: pass a folder of the "
-                         "training images, e.g. runs.save_samples_png(load_dataset('cifar10')"
-                         ".train, folder, 255), as reference")
-    return float(module.calculate_fid_given_paths([str(sample_dir), str(reference)], batch_size,
-                                                  str(device), 2048))
+        raise ValueError("pytorch_fid has no built-in CIFAR-10 reference: pass a "
+                         "folder of the training images, e.g. runs.save_samples_png("
+                         "load_dataset('cifar10').train, folder, 255), as reference")
+    fid = module.calculate_fid_given_paths
+    return float(fid([a, b], batch_size, str(device), 2048))
 
 
 def chi_square_test(samples, pmf, min_expected=5.0):
     """Pearson chi-square goodness-of-fit of integer ``samples`` against ``pmf`` over
     0..len(pmf)-1 (Chapter 2).
 
-    Neighbouring bins are merged (left to right) until each expects at least ``min_expected``
-    samples, the usual validity rule of the chi-square approximation. Returns
-    ``(statistic, p_value, n_bins)`` as Python numbers; a tiny p-value rejects the pmf.
+    Neighbouring bins are merged (left to right) until each expects at least
+    ``min_expected`` samples, the validity rule of the chi-square approximation.
+    Returns Python numbers ``(statistic, p_value, n_bins)``; a tiny p-value rejects pmf.
     """
     from scipy import stats
 
     samples = _checks.counts(torch.as_tensor(samples).reshape(-1).cpu(), "samples")
     pmf = _checks.finite(pmf, "pmf").to(torch.float64).reshape(-1).cpu()
     if bool((samples >= pmf.numel()).any()):
-        raise ValueError("samples must lie in 0..len(pmf)-1 (a sample has zero probability "
-                         "under pmf)")
+        raise ValueError("samples must lie in 0..len(pmf)-1 (a sample has zero "
+                         "probability under pmf)")
     observed = torch.bincount(samples.long(), minlength=pmf.numel()).double().tolist()
     expected = (pmf / pmf.sum() * len(samples)).tolist()
     obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
@@ -289,7 +290,8 @@ def chi_square_test(samples, pmf, min_expected=5.0):
             exp_bins.append(e_acc)
             o_acc, e_acc = 0.0, 0.0
     if not exp_bins:
-        raise ValueError(f"too few samples: no bin reaches min_expected = {min_expected}")
+        raise ValueError(
+            f"too few samples: no bin reaches min_expected = {min_expected}")
     obs_bins[-1] += o_acc  # the left-over tail joins the last full bin
     exp_bins[-1] += e_acc
     if len(exp_bins) == 1:
