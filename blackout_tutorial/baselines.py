@@ -1,19 +1,21 @@
-"""A Gaussian diffusion baseline with the same U-Net, data and budget as Blackout (Chapter 10).
+"""A Gaussian diffusion baseline: Blackout's U-Net, data and budget (Chapter 10).
 
-A compact variance-preserving DDPM (Ho et al. 2020; Kingma et al. 2021) on counts mapped to
-[-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]:
+A compact variance-preserving DDPM (Ho et al. 2020; Kingma et al. 2021) on counts
+mapped to [-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]:
 
-    x_u = alpha_u x + sigma_u eps,   alpha_u^2 = sigmoid(lambda_u),  sigma_u^2 = sigmoid(-lambda_u),
+    x_u = alpha_u x + sigma_u eps,
+    alpha_u^2 = sigmoid(lambda_u),  sigma_u^2 = sigmoid(-lambda_u),
 
-with the cosine schedule written in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
-[lambda_min, lambda_max] (Nichol and Dhariwal 2021). The network is the *same* ``nets.UNet``
-the Blackout rate model wraps, used raw (no softplus): it predicts eps. It is fed the time
-t = -log alpha_u^2, so its time features see logit(e^{-t}) = lambda_u, the log-SNR, exactly
-as the Blackout network sees the per-unit log-SNR logit(p_t) of its own schedule.
+with the cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
+[lambda_min, lambda_max] (Nichol and Dhariwal 2021). The network is the *same*
+``nets.UNet`` the Blackout rate model wraps, used raw (no softplus): it predicts eps.
+It is fed the time t = -log alpha_u^2, so its time features see logit(e^{-t}) =
+lambda_u, the log-SNR, as the Blackout network sees the per-unit log-SNR logit(p_t).
 
-Sampling is ancestral (posterior q(x_s | x_t, x0_hat) step by step); the likelihood is the
-discrete-time variational bound on the *integer* pixels with a discretised-Gaussian decoder,
-the same kind of number as Blackout's ELBO (a bound on -log P(counts)).
+Sampling is ancestral (posterior q(x_s | x_t, x0_hat) step by step); the likelihood
+is the discrete-time variational bound on the *integer* pixels with a
+discretised-Gaussian decoder, the same kind of number as Blackout's ELBO (a bound on
+-log P(counts)).
 """
 import functools
 import math
@@ -29,19 +31,23 @@ LOG_SNR_RANGE = (-10.0, 10.0)
 def _check_range(log_snr_range):
     low, high = (float(v) for v in log_snr_range)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"log_snr_range must be finite (min, max) with min < max, got {log_snr_range!r}")
+        raise ValueError(f"log_snr_range must be finite (min, max) with min < max, "
+                         f"got {log_snr_range!r}")
     return low, high
 
 
 def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
-    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b) (Eq. ch10-cosine, Chapter 10).
+    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b)
+    (Eq. ch10-cosine, Chapter 10).
 
     a and b put lambda_0 = max and lambda_1 = min of ``log_snr_range``. Untruncated
-    (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), the cosine schedule of Nichol and
-    Dhariwal without their offset. ``u`` in [0, 1]; returns float tensors like ``u``.
+    (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), the cosine schedule of
+    Nichol and Dhariwal without their offset. ``u`` in [0, 1]; returns float tensors
+    like ``u``.
     """
     low, high = _check_range(log_snr_range)
-    u = torch.as_tensor(u, dtype=torch.get_default_dtype() if not torch.is_tensor(u) else None)
+    dtype = None if torch.is_tensor(u) else torch.get_default_dtype()
+    u = torch.as_tensor(u, dtype=dtype)
     if bool((u < 0).any()) or bool((u > 1).any()):
         raise ValueError("u must lie in [0, 1]")
     b = math.atan(math.exp(-high / 2))
@@ -50,23 +56,26 @@ def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
 
 
 def net_time(log_snr):
-    """The time t = -log alpha^2 = softplus(-lambda) at which ``nets.UNet`` reads log-SNR lambda (Chapter 10)."""
+    """The time t = -log alpha^2 = softplus(-lambda) at which ``nets.UNet`` reads
+    log-SNR lambda (Chapter 10)."""
     return F.softplus(-log_snr)
 
 
 def to_signed(counts, n_max):
-    """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale (Chapter 10).
-
-    float32, or float64 for float64 counts.
+    """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale
+    (Chapter 10); float32, or float64 for float64 counts.
     """
-    return 2.0 * counts.to(torch.promote_types(counts.dtype, torch.float32)) / n_max - 1.0
+    dtype = torch.promote_types(counts.dtype, torch.float32)
+    return 2.0 * counts.to(dtype) / n_max - 1.0
 
 
 def gaussian_noising(counts, t, n_max, generator=None):
-    """DDPM-style noising of counts at the blackout survival e^{-t} (Chapter 1), float64:
+    """DDPM-style noising of counts at the blackout survival e^{-t} (Chapter 1),
+    float64:
 
-    x_t = sqrt(abar) x + sqrt(1 - abar) eps with x = ``to_signed(counts)``, abar = e^{-t},
-    eps ~ N(0, I): the same signal fraction as the blackout image at time t, off the lattice.
+    x_t = sqrt(abar) x + sqrt(1 - abar) eps with x = ``to_signed(counts)``,
+    abar = e^{-t}, eps ~ N(0, I): the signal fraction of the blackout image at time t,
+    off the lattice.
     """
     x0 = to_signed(_checks.counts(counts, "counts").double(), n_max)
     alpha_bar = math.exp(-_checks.number(t, "t", minimum=0.0))
@@ -75,7 +84,7 @@ def gaussian_noising(counts, t, n_max, generator=None):
 
 
 def to_counts(x, n_max):
-    """Nearest count of x in [-1, 1] (inverse of ``to_signed``; clipped to 0..n_max), long."""
+    """Nearest count of x in [-1, 1] (inverse of ``to_signed``, clipped), long."""
     return torch.round((x + 1.0) * n_max / 2.0).clamp(0, n_max).long()
 
 
@@ -90,13 +99,13 @@ class EpsModel(torch.nn.Module):
         self.net = net
 
     def forward(self, x, log_snr):
-        """eps_hat for noisy images ``x`` ``[B, C, H, W]`` at log-SNR ``log_snr`` ``[B]``."""
+        """eps_hat for noisy images ``x`` ``[B, C, H, W]`` at ``log_snr`` ``[B]``."""
         return self.net(x, net_time(log_snr))
 
 
 def _alpha_sigma(log_snr, ndim):
     shape = (-1,) + (1,) * (ndim - 1)
-    return (torch.sigmoid(log_snr).sqrt().reshape(shape), torch.sigmoid(-log_snr).sqrt().reshape(shape))
+    return tuple(torch.sigmoid(v).sqrt().reshape(shape) for v in (log_snr, -log_snr))
 
 
 def predict_x0(model, x, log_snr):
@@ -115,14 +124,16 @@ WEIGHTINGS = ("simple", "elbo")
 
 
 def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
-    """Noise-prediction loss, the mean over pixels and batch of (eps - eps_hat(x_u, lambda))^2 (Eq. ch10-eps-loss, Chapter 10).
+    """Noise-prediction loss, the mean over pixels and batch of
+    (eps - eps_hat(x_u, lambda))^2 (Eq. ch10-eps-loss, Chapter 10).
 
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
-    ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO is
-    E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021); drawing lambda uniformly
-    absorbs the weight -lambda'(u) into the sampling density, so the plain mean estimates it
-    up to the constant factor D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's
-    ELBO weights with times uniform in logit(e^{-t}).
+    ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO
+    is E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021);
+    drawing lambda uniformly absorbs the weight -lambda'(u) into the sampling density,
+    so the plain mean estimates it up to the constant factor
+    D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's ELBO weights
+    with times uniform in logit(e^{-t}).
     """
     _checks.one_of(weighting, WEIGHTINGS, "weighting")
     x = to_signed(counts, n_max)
@@ -155,19 +166,23 @@ def _grid(T, device):
 
 
 def decode(x, log_snr_0, n_max):
-    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean (Eq. ch10-gauss-elbo, Chapter 10), long."""
+    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean, long
+    (Eq. ch10-gauss-elbo, Chapter 10)."""
     return to_counts(x / torch.sigmoid(log_snr_0).sqrt(), n_max)
 
 
 def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=True):
-    """Ancestral DDPM sampling on the grid u_k = k / T, then decoding to counts (Chapter 10).
+    """Ancestral DDPM sampling on the grid u_k = k / T, then decoding to counts
+    (Chapter 10).
 
     Starts from x ~ N(0, I) at u = 1 and takes T posterior steps q(x_s | x_t, x0_hat)
-    down to u = 0 (T network calls, like a Blackout sampler on T times), with
-    x0_hat clipped to [-1, 1] (``clip``, as in DDPM); the counts nearest to x_0 / alpha_0
-    are the sample. Returns long ``shape``.
+    down to u = 0 (T network calls, like a Blackout sampler on T times), with x0_hat
+    clipped to [-1, 1] (``clip``, as in DDPM); the counts nearest to x_0 / alpha_0 are
+    the sample. Returns long ``shape``.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
     log_snr = _grid(T, device)
     x = torch.randn(tuple(shape), device=device, generator=generator)
     with torch.no_grad():
@@ -182,10 +197,11 @@ def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=Tr
 
 
 def discretized_gaussian_log_prob(counts, mean, std, n_max):
-    """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts (Eq. ch10-gauss-elbo, Chapter 10).
+    """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts
+    (Eq. ch10-gauss-elbo, Chapter 10).
 
-    Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's decoder).
-    Elementwise, float64.
+    Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's
+    decoder). Elementwise, float64.
     """
     x = to_signed(counts, n_max).double()
     mean = mean.double()
@@ -193,10 +209,11 @@ def discretized_gaussian_log_prob(counts, mean, std, n_max):
     upper = torch.where(counts >= n_max, torch.full_like(x, math.inf), x + half)
     lower = torch.where(counts <= 0, torch.full_like(x, -math.inf), x - half)
     log_cdf = torch.special.log_ndtr
-    # Phi(b) - Phi(a) through the tail the bin sits in (the side away from the mean), so a
-    # bin far from the mean is not computed as 1 - 1.
-    below = _log_diff_exp(log_cdf((upper - mean) / std), log_cdf((lower - mean) / std))
-    above = _log_diff_exp(log_cdf((mean - lower) / std), log_cdf((mean - upper) / std))
+    # Phi(b) - Phi(a) through the tail the bin sits in (the side away from the mean),
+    # so a bin far from the mean is not computed as 1 - 1.
+    hi, lo = (upper - mean) / std, (lower - mean) / std
+    below = _log_diff_exp(log_cdf(hi), log_cdf(lo))
+    above = _log_diff_exp(log_cdf(-lo), log_cdf(-hi))
     return torch.where(mean < x, above, below)
 
 
@@ -207,20 +224,20 @@ def _log_diff_exp(log_a, log_b):
 
 def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None,
                            return_terms=False):
-    """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]`` (Eq. ch10-gauss-elbo, Chapter 10).
+    """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]``
+    (Eq. ch10-gauss-elbo, Chapter 10). On the sampler's grid u_k = k / T, the sum of
 
-    On the grid u_k = k / T (the sampler's grid):
+        prior:      KL(q(x_1 | x) || N(0, I))
+        diffusion:  sum_{k=1..T} (SNR(u_{k-1}) - SNR(u_k)) / 2
+                        * sum_pixels (x - x0_hat(x_{u_k}))^2
+        decoder:    -ln P(counts | x_{u_0})
 
-        KL(q(x_1 | x) || N(0, I))                                               prior
-        + sum_{k=1..T} (SNR(u_{k-1}) - SNR(u_k)) / 2 * sum_pixels (x - x0_hat(x_{u_k}))^2   diffusion
-        - ln P(counts | x_{u_0})                                                decoder
-
-    The diffusion terms are KLs between Gaussian posteriors of equal variance (one forward
-    draw per image and step; no clipping of x0_hat); the decoder is
-    ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std sigma_0 / alpha_0
-    (no network). ``n_terms=m`` replaces the sum over k by m indices drawn uniformly (shared
-    by the batch) times T / m: unbiased, m network calls instead of T.
-    ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
+    The diffusion terms are KLs between Gaussian posteriors of equal variance (one
+    forward draw per image and step; no clipping of x0_hat); the decoder is
+    ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std
+    sigma_0 / alpha_0 (no network). ``n_terms=m`` replaces the sum over k by m indices
+    drawn uniformly (shared by the batch) times T / m: unbiased, m network calls
+    instead of T. ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
     """
     _checks.counts(counts, "counts")
     x = to_signed(counts, n_max)
@@ -228,40 +245,45 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
     log_snr = _grid(T, x.device)
     T = len(log_snr) - 1
     snr = torch.exp(log_snr.double())
-    alpha2_end = torch.sigmoid(log_snr[-1].double())
-    prior = 0.5 * (alpha2_end * x.double() ** 2 + (1 - alpha2_end) - 1 - torch.log1p(-alpha2_end))
+    a2 = torch.sigmoid(log_snr[-1].double())
+    prior = 0.5 * (a2 * x.double() ** 2 + (1 - a2) - 1 - torch.log1p(-a2))
     diffusion = torch.zeros(batch, dtype=torch.float64, device=x.device)
     ks, weight = range(1, T + 1), 1.0
     if n_terms is not None:
         n_terms = _checks.positive_int(n_terms, "n_terms")
-        ks = torch.randint(1, T + 1, (n_terms,), generator=generator,
-                           device=generator.device if generator is not None else "cpu").tolist()
+        dev = generator.device if generator is not None else "cpu"
+        ks = torch.randint(1, T + 1, (n_terms,), generator=generator, device=dev)
+        ks = ks.tolist()
         weight = T / n_terms
+    noise = functools.partial(torch.randn, x.shape, device=x.device,
+                              generator=generator)
     with torch.no_grad():
         for k in ks:
             lam = log_snr[k].expand(batch)
             alpha, sigma = _alpha_sigma(lam, x.ndim)
-            x_u = alpha * x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+            x_u = alpha * x + sigma * noise()
             x0_hat = predict_x0(model, x_u, lam)
             term = 0.5 * weight * (snr[k - 1] - snr[k]) * (x - x0_hat).double() ** 2
             diffusion = diffusion + term.flatten(1).sum(1)
     alpha0, sigma0 = _alpha_sigma(log_snr[0].expand(batch), x.ndim)
-    x_0 = alpha0 * x + sigma0 * torch.randn(x.shape, device=x.device, generator=generator)
-    std = float(torch.exp(-log_snr[0].double() / 2))                 # sigma_0 / alpha_0
-    decoder = -discretized_gaussian_log_prob(counts, x_0 / alpha0, std, n_max).flatten(1).sum(1)
+    x_0 = alpha0 * x + sigma0 * noise()
+    std = float(torch.exp(-log_snr[0].double() / 2))  # sigma_0 / alpha_0
+    log_p = discretized_gaussian_log_prob(counts, x_0 / alpha0, std, n_max)
+    decoder = -log_p.flatten(1).sum(1)
     prior = prior.flatten(1).sum(1)
     total = prior + diffusion + decoder
     return (total, prior, diffusion, decoder) if return_terms else total
 
 
 def bits_per_dim_gaussian(model, counts, T, n_max, generator=None, n_terms=None):
-    """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]`` (Eq. ch10-gauss-elbo, Chapter 10)."""
+    """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]``
+    (Eq. ch10-gauss-elbo, Chapter 10)."""
     nats = negative_elbo_gaussian(model, counts, T, n_max, generator, n_terms)
     return nats / (counts[0].numel() * math.log(2))
 
 
 def gaussian_objective(n_max, weighting="simple"):
-    """The Gaussian loss in the form ``train.train(..., loss=)`` calls it,
-    ``f(model, x0, generator=)``: :func:`gaussian_loss` with ``n_max`` and ``weighting``."""
+    """The Gaussian loss as ``train.train(..., loss=)`` calls it, ``f(model, x0,
+    generator=)``: :func:`gaussian_loss` with ``n_max`` and ``weighting``."""
     _checks.one_of(weighting, WEIGHTINGS, "weighting")
     return functools.partial(gaussian_loss, n_max=n_max, weighting=weighting)
