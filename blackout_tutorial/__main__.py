@@ -1,7 +1,7 @@
-"""Command line: ``python -m blackout_tutorial {train,sample,evaluate}`` (Chapters 7-10).
+"""Command line ``python -m blackout_tutorial {train,sample,evaluate}`` (Chapters 7-10).
 
     python -m blackout_tutorial train --preset digits --out runs/digits [--scale laptop]
-    python -m blackout_tutorial sample --run runs/digits --n 64 --steps 250 --out samples.png
+    python -m blackout_tutorial sample --run runs/digits --n 64 --steps 250 --out s.png
     python -m blackout_tutorial evaluate --run runs/digits --elbo-terms 100
 
 ``train`` resumes when ``--out`` already holds a checkpoint. Multi-GPU:
@@ -18,7 +18,8 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
@@ -28,7 +29,8 @@ def _positive_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
@@ -45,8 +47,8 @@ def build_parser():
     """The argparse parser of the CLI (every option documented in ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m blackout_tutorial",
-        description="Train, sample and evaluate Blackout Diffusion models (Santos et al., "
-                    "2023).")
+        description="Train, sample and evaluate Blackout Diffusion models (Santos "
+                    "et al., 2023).")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{train,sample,evaluate}")
     _train_parser(sub)
@@ -58,29 +60,34 @@ def build_parser():
 def _common(p, data_dir=True):
     from blackout_tutorial.data import DATASETS
     p.add_argument("--device", default=None,
-                   help="torch device (cuda, cuda:1, mps, cpu); default: the best available")
+                   help="torch device (cuda, cuda:1, mps, cpu); default: the best "
+                        "available")
     if data_dir:
         p.add_argument("--data-dir", default=None,
-                       help="folder for downloaded datasets (default: $BLACKOUT_DATA_DIR "
-                            "or ~/.cache/blackout_tutorial)")
+                       help="folder for downloaded datasets (default: "
+                            "$BLACKOUT_DATA_DIR or ~/.cache/blackout_tutorial)")
         p.add_argument("--dataset", choices=list(DATASETS),
-                       help="train/evaluate on this data set instead of the preset's (same "
-                            "image shape), e.g. cifar10-fixture")
+                       help="train/evaluate on this data set instead of the preset's "
+                            "(same image shape), e.g. cifar10-fixture")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _train_parser(sub):
     from blackout_tutorial.presets import PRESETS, SCALES
-    t = sub.add_parser("train", help="train a preset (resumes from a checkpoint in --out)",
-                       description="Train a preset into a run folder; resume if it holds a "
-                                   "checkpoint.")
+    t = sub.add_parser(
+        "train", help="train a preset (resumes from a checkpoint in --out)",
+        description="Train a preset into a run folder; resume if it holds a "
+                    "checkpoint.")
     t.add_argument("--preset", required=True, choices=PRESETS, help="what to train")
-    t.add_argument("--out", required=True, help="run folder (checkpoint, history, grids)")
+    t.add_argument("--out", required=True,
+                   help="run folder (checkpoint, history, grids)")
     t.add_argument("--scale", default="laptop", choices=SCALES,
-                   help="smoke: seconds; laptop: minutes on a CPU; full: the paper on a GPU "
-                        "(default: laptop)")
-    t.add_argument("--steps", type=_positive_int, help="override the number of training steps")
-    t.add_argument("--batch-size", type=_positive_int, help="override the global batch size")
+                   help="smoke: seconds; laptop: minutes on a CPU; full: the paper on "
+                        "a GPU (default: laptop)")
+    t.add_argument("--steps", type=_positive_int,
+                   help="override the number of training steps")
+    t.add_argument("--batch-size", type=_positive_int,
+                   help="override the global batch size")
     t.add_argument("--lr", type=_positive_float, help="override the Adam learning rate")
     t.add_argument("--seed", type=int, help="override the random seed")
     _common(t)
@@ -91,30 +98,37 @@ def _sample_parser(sub):
     s = sub.add_parser("sample", help="generate images with a trained run",
                        description="Generate images from the EMA weights of a run.")
     s.add_argument("--run", required=True, help="run folder or checkpoint file")
-    s.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("--n", type=_positive_int, default=64,
+                   help="number of images (default 64)")
     s.add_argument("--steps", type=_positive_int,
-                   help="sampler steps (any number: time is continuous; default: the preset's)")
-    s.add_argument("--method", choices=METHODS, help="reverse sampler (default: the preset's)")
+                   help="sampler steps (any number: time is continuous; default: the "
+                        "preset's)")
+    s.add_argument("--method", choices=METHODS,
+                   help="reverse sampler (default: the preset's)")
     s.add_argument("--rounding", choices=ROUNDINGS, default="stochastic",
                    help="rounding of the binomial bridge (default: stochastic)")
     s.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images generated at once (default 256)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--shards", type=Path,
-                   help="keep each batch in this folder and reuse it on a rerun (resumable)")
+                   help="keep each batch in this folder and reuse it on a rerun "
+                        "(resumable)")
     s.add_argument("--out", required=True, type=_output_path, action="append",
-                   help="output, repeatable: .png (a grid), .npz (uint8 'samples' [N,C,H,W] "
-                        "and 'n_max'), a folder ending in / (one PNG per image)")
+                   help="output, repeatable: .png (a grid), .npz (uint8 'samples' "
+                        "[N,C,H,W] and 'n_max'), a folder ending in / (one PNG per "
+                        "image)")
     s.add_argument("--fid-npz", type=Path,
-                   help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID tools")
+                   help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID "
+                        "tools")
     _common(s, data_dir=False)
 
 
 def _evaluate_parser(sub):
     from blackout_tutorial.sampling import METHODS
-    e = sub.add_parser("evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
-                       description="Negative ELBO in bits/dim on held-out images; digit "
-                                   "classifier metrics (digits, MNIST); Inception FID.")
+    e = sub.add_parser(
+        "evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
+        description="Negative ELBO in bits/dim on held-out images; digit classifier "
+                    "metrics (digits, MNIST); Inception FID.")
     e.add_argument("--run", required=True, help="run folder or checkpoint file")
     e.add_argument("--n-test", type=_positive_int, default=256,
                    help="held-out images for the ELBO (default 256)")
@@ -125,11 +139,14 @@ def _evaluate_parser(sub):
                    help="score these samples (.npz of `sample`) instead of generating")
     e.add_argument("--n-samples", type=_positive_int, default=500,
                    help="generated images for the digit metrics (default 500)")
-    e.add_argument("--steps", type=_positive_int, help="sampler steps (default: the preset's)")
-    e.add_argument("--method", choices=METHODS, help="reverse sampler (default: the preset's)")
+    e.add_argument("--steps", type=_positive_int,
+                   help="sampler steps (default: the preset's)")
+    e.add_argument("--method", choices=METHODS,
+                   help="reverse sampler (default: the preset's)")
     e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     e.add_argument("--fid", type=Path,
-                   help="Inception FID of this PNG folder against the CIFAR-10 training set")
+                   help="Inception FID of this PNG folder against the CIFAR-10 "
+                        "training set")
     e.add_argument("--json", help="also write the numbers to this JSON file")
     _common(e)
 
@@ -141,14 +158,16 @@ def _dataset(args, preset):
 
 def _cmd_train(args):
     from blackout_tutorial import presets, train
-    preset = presets.with_overrides(presets.get_preset(args.preset, args.scale),
-                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                    seed=args.seed)
-    if os.environ.get("RANK", "0") == "0":
+    preset = presets.with_overrides(
+        presets.get_preset(args.preset, args.scale), steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    rank0 = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 reports
+    if rank0:
         print(presets.describe())
-    result = train.train(preset, args.out, dataset=_dataset(args, preset), device=args.device,
+    result = train.train(preset, args.out, dataset=_dataset(args, preset),
+                         device=args.device,
                          progress=False if args.no_progress else None)
-    if result.step and os.environ.get("RANK", "0") == "0":      # torchrun: rank 0 reports
+    if result.step and rank0:
         print(f"{result.summary()}; checkpoint in {args.out}")
 
 
@@ -164,9 +183,10 @@ def _cmd_sample(args):
 
     from blackout_tutorial import plotting, runs
     model, preset = _load(args)
-    x = runs.generate(model, args.n, args.steps, args.method, preset=preset, seed=args.seed,
-                      batch_size=args.batch_size, rounding=args.rounding,
-                      shard_dir=args.shards, progress=not args.no_progress)
+    x = runs.generate(model, args.n, args.steps, args.method, preset=preset,
+                      seed=args.seed, batch_size=args.batch_size,
+                      rounding=args.rounding, shard_dir=args.shards,
+                      progress=not args.no_progress)
     n_max = runs.image_spec(preset.dataset)[1]
     for out in args.out:
         path = Path(out)
@@ -191,12 +211,12 @@ def _elbo(args, model, preset, dataset):
     gen = torch.Generator(device).manual_seed(args.seed)
     x0 = dataset.test[:args.n_test].to(device).long()
     times = schedule.observation_times(preset.T, preset.t_end)
-    bpd = losses.elbo_bits_per_dim(model, x0, times, dataset.n_max, n_terms=args.elbo_terms,
-                                   generator=gen)
-    terms = args.elbo_terms or preset.T
+    bpd = losses.elbo_bits_per_dim(model, x0, times, dataset.n_max,
+                                   n_terms=args.elbo_terms, generator=gen)
+    terms, bpd = args.elbo_terms or preset.T, float(bpd.mean())
     print(f"negative ELBO on {len(x0)} held-out images ({terms} terms per image): "
-          f"{float(bpd.mean()):.4f} bits/dim")
-    return {"n_test": len(x0), "elbo_terms": terms, "elbo_bits_per_dim": float(bpd.mean())}
+          f"{bpd:.4f} bits/dim")
+    return {"n_test": len(x0), "elbo_terms": terms, "elbo_bits_per_dim": bpd}
 
 
 def _cmd_evaluate(args):
@@ -241,12 +261,14 @@ def main(argv=None):
     from blackout_tutorial.data import DownloadError
     from blackout_tutorial.runs import CheckpointError
     try:
-        {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}[args.command](args)
+        commands = {"train": _cmd_train, "sample": _cmd_sample,
+                    "evaluate": _cmd_evaluate}
+        commands[args.command](args)
     except _UsageError as err:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     except (CheckpointError, DownloadError, FloatingPointError) as err:
         parser.exit(1, f"error: {err}\n")
-    except ValueError as err:  # bad values that argparse cannot see (e.g. batch vs world size)
+    except ValueError as err:  # values argparse cannot see (e.g. batch vs world size)
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     return 0
 
