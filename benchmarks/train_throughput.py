@@ -2,12 +2,13 @@
 
     python benchmarks/train_throughput.py [--device cpu] [--steps 3]
 
-For each size (tiny at 8x8, small at 28x28, paper at 32x32 RGB) it times a few training
-steps (loss + backward + Adam, bf16 autocast on CUDA, as in ``train.train``) and a few
-sampler steps (one network call + one tau-leaping update), after one warm-up step each.
-Columns: images/s for training, image-steps/s for sampling, the implied seconds to sample
-one image with 1000 steps, the cost ratio of a training image to a sampling image-step
-(measured in the same run), and peak GPU memory on CUDA. A couple of minutes on a CPU.
+For each size (tiny at 8x8, small at 28x28, paper at 32x32 RGB) it times a few
+training steps (loss + backward + Adam, bf16 autocast on CUDA, as in ``train.train``)
+and a few sampler steps (one network call + one tau-leaping update), after one warm-up
+step each. Columns: images/s for training, image-steps/s for sampling, the implied
+seconds to sample one image with 1000 steps, the cost ratio of a training image to a
+sampling image-step (measured in the same run), and peak GPU memory on CUDA. A couple
+of minutes on a CPU.
 """
 import argparse
 import time
@@ -29,7 +30,7 @@ def _sync(device):
 
 
 def _timed(fn, device, repeats):
-    fn()                                   # warm-up (allocations, kernel selection)
+    fn()  # warm-up (allocations, kernel selection)
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -41,13 +42,15 @@ def _timed(fn, device, repeats):
 def measure(size, shape, n_max, batch, device, repeats):
     """Seconds per training step and per sampler step of one size preset."""
     torch.manual_seed(0)
-    model = nets.build_rate_model(nets.net_config(size, image_channels=shape[0]), n_max).to(device)
+    config = nets.net_config(size, image_channels=shape[0])
+    model = nets.build_rate_model(config, n_max).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     times = schedule.observation_times(1000, 15.0).to(device)
     weights = schedule.loss_weights(times).to(device)
     x0 = torch.randint(0, n_max + 1, (batch, *shape), device=device).float()
     gen = torch.Generator(device).manual_seed(0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                              enabled=device.type == "cuda")
 
     def train_step():
         with autocast:
@@ -74,13 +77,16 @@ def measure(size, shape, n_max, batch, device, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default=None, help="torch device (default: best available)")
-    parser.add_argument("--steps", type=int, default=3, help="timed repeats per measurement")
+    parser.add_argument("--device", default=None,
+                        help="torch device (default: best available)")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="timed repeats per measurement")
     args = parser.parse_args()
     device = torch.device(args.device) if args.device else presets.default_device()
     print(presets.describe(), f"| threads {torch.get_num_threads()}")
-    header = (f"{'size':6} {'image':>9} {'params':>7} {'batch':>5} {'train img/s':>11} "
-              f"{'sample img-step/s':>17} {'s/img @1000 steps':>17} {'train/sample cost':>17}")
+    header = (f"{'size':6} {'image':>9} {'params':>7} {'batch':>5} "
+              f"{'train img/s':>11} {'sample img-step/s':>17} "
+              f"{'s/img @1000 steps':>17} {'train/sample cost':>17}")
     if device.type == "cuda":
         header += f" {'peak GPU MiB':>12}"
     print(header)
@@ -88,9 +94,11 @@ def main():
         batch = gpu_batch if device.type == "cuda" else cpu_batch
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        params, t_train, t_sample = measure(size, shape, n_max, batch, device, args.steps)
+        params, t_train, t_sample = measure(size, shape, n_max, batch, device,
+                                            args.steps)
         train_rate, sample_rate = batch / t_train, batch / t_sample
-        row = (f"{size:6} {'x'.join(map(str, shape)):>9} {params / 1e6:6.2f}M {batch:5d} "
+        image = "x".join(map(str, shape))
+        row = (f"{size:6} {image:>9} {params / 1e6:6.2f}M {batch:5d} "
                f"{train_rate:11.1f} {sample_rate:17.1f} {1000 / sample_rate:17.3f} "
                f"{sample_rate / train_rate:17.2f}")
         if device.type == "cuda":
