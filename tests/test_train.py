@@ -1,7 +1,7 @@
-"""Tests of the training loop (blackout_tutorial.train, Chapters 7 and 10): exact resume
-after an interruption (in process and after SIGKILL), resume refusing other configurations,
-divergence detection, EMA/warmup/data-order helpers, the Gaussian baseline through the same
-loop, and DistributedDataParallel with 2 gloo processes."""
+"""Tests of the training loop (blackout_tutorial.train, Chapters 7 and 10): exact
+resume after an interruption (in process and after SIGKILL), resume refusing other
+configurations, divergence detection, EMA/warmup/data-order helpers, the Gaussian
+baseline through the same loop, and DistributedDataParallel with 2 gloo processes."""
 import json
 import os
 import signal
@@ -25,7 +25,8 @@ def micro_preset(steps=12, **train_overrides):
     """A digits preset with a very small network: a step costs milliseconds."""
     p = presets.get_preset("digits", "smoke")
     net = nets.net_config("tiny", channels=8, num_groups=4)
-    cfg = replace(p.train, **{"steps": steps, "batch_size": 16, "checkpoint_every": 4, **train_overrides})
+    cfg = replace(p.train, **{"steps": steps, "batch_size": 16, "checkpoint_every": 4,
+                              **train_overrides})
     return replace(p, net=net, train=cfg, T=50)
 
 
@@ -37,15 +38,17 @@ def digits():
 @pytest.fixture(scope="module")
 def uninterrupted(digits, tmp_path_factory):
     """The reference: a 16-step micro run without interruption."""
-    return train.train(micro_preset(steps=16), tmp_path_factory.mktemp("full"), dataset=digits,
-                       device="cpu", progress=False)
+    return train.train(micro_preset(steps=16), tmp_path_factory.mktemp("full"),
+                       dataset=digits, device="cpu", progress=False)
 
 
 def test_batch_indices_walk_through_epoch_permutations():
     per_epoch = 10 // 3
-    epoch0 = torch.cat([train.batch_indices(10, 3, s, seed=0) for s in range(per_epoch)])
-    assert len(set(epoch0.tolist())) == 9                          # no repeats inside an epoch
-    assert torch.equal(train.batch_indices(10, 3, 1, 0), train.batch_indices(10, 3, 1, 0))
+    epoch0 = torch.cat([train.batch_indices(10, 3, s, seed=0)
+                        for s in range(per_epoch)])
+    assert len(set(epoch0.tolist())) == 9  # no repeats inside an epoch
+    assert torch.equal(train.batch_indices(10, 3, 1, 0),
+                       train.batch_indices(10, 3, 1, 0))
     epoch1 = torch.cat([train.batch_indices(10, 3, s, seed=0) for s in range(3, 6)])
     assert not torch.equal(epoch0, epoch1)
     with pytest.raises(ValueError, match="batch_size"):
@@ -63,23 +66,28 @@ def test_cosine_decay_reaches_zero_and_bad_names_raise():
 
 def test_warmup_and_ema_formulas():
     cfg = presets.TrainConfig(lr=1e-3, warmup_steps=4)
-    assert [train.learning_rate(cfg, s) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+    assert [train.learning_rate(cfg, s) for s in range(5)] == pytest.approx(
+        [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
     ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.constant_(ema.weight, 0.0)
     torch.nn.init.constant_(model.weight, 1.0)
-    train.update_ema(ema, model, decay=0.999, step=0)              # ramp: d = 1/10
+    train.update_ema(ema, model, decay=0.999, step=0)  # ramp: d = 1/10
     assert ema.weight.item() == pytest.approx(0.9)
-    train.update_ema(ema, model, decay=0.5, step=1000)             # d = min(0.5, ...) = 0.5
+    train.update_ema(ema, model, decay=0.5, step=1000)  # d = min(0.5, ...) = 0.5
     assert ema.weight.item() == pytest.approx(0.95)
 
 
-def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits, uninterrupted):
+def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits,
+                                                               uninterrupted):
     p, full = micro_preset(steps=16), uninterrupted
-    part = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False, stop_at=6)
+    part = train.train(p, tmp_path / "cut", dataset=digits, device="cpu",
+                       progress=False, stop_at=6)
     assert part.step == 6
-    ckpt = torch.load(tmp_path / "cut" / runs.CHECKPOINT, weights_only=True)   # tensors only
+    # tensors only:
+    ckpt = torch.load(tmp_path / "cut" / runs.CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 6 and ckpt["history"].shape == (6, 3)
-    resumed = train.train(p, tmp_path / "cut", dataset=digits, device="cpu", progress=False)
+    resumed = train.train(p, tmp_path / "cut", dataset=digits, device="cpu",
+                          progress=False)
     assert resumed.step == 16
     np.testing.assert_array_equal(resumed.history, full.history)
     for a, b in zip(resumed.ema.state_dict().values(), full.ema.state_dict().values()):
@@ -88,19 +96,21 @@ def test_interrupted_run_resumes_with_the_identical_loss_curve(tmp_path, digits,
     rows = (tmp_path / "cut" / "history.csv").read_text().splitlines()
     assert rows[0] == "step,loss,lr,grad_norm" and len(rows) == 17
     # More steps extend a finished run.
-    longer = train.train(presets.with_overrides(p, steps=18), tmp_path / "cut", dataset=digits,
-                         device="cpu", progress=False)
+    longer = train.train(presets.with_overrides(p, steps=18), tmp_path / "cut",
+                         dataset=digits, device="cpu", progress=False)
     assert longer.step == 18 and np.array_equal(longer.history[:16], full.history)
 
 
-def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits, uninterrupted):
+def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits,
+                                                               uninterrupted):
     p = micro_preset(steps=16)
     config = tmp_path / "preset.json"
     config.write_text(json.dumps(presets.to_dict(p)))
     script = textwrap.dedent(f"""
         import json, torch
         from blackout_tutorial import presets, train
-        torch.set_num_threads({torch.get_num_threads()})   # bitwise equality needs the same threads
+        # bitwise equality needs the same threads
+        torch.set_num_threads({torch.get_num_threads()})
         p = presets.from_dict(json.load(open({str(config)!r})))
         train.train(p, {str(tmp_path / 'killed')!r}, device="cpu", progress=False)
     """)
@@ -112,10 +122,12 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path, digits,
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
-    assert proc.wait(timeout=30) == -signal.SIGKILL, "the run should have been killed mid-way"
-    killed_at = int(torch.load(tmp_path / "killed" / runs.CHECKPOINT, weights_only=True)["step"])
-    assert 4 <= killed_at < 16
-    resumed = train.train(p, tmp_path / "killed", dataset=digits, device="cpu", progress=False)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, (
+        "the run should have been killed mid-way")
+    ckpt = torch.load(tmp_path / "killed" / runs.CHECKPOINT, weights_only=True)
+    assert 4 <= int(ckpt["step"]) < 16
+    resumed = train.train(p, tmp_path / "killed", dataset=digits, device="cpu",
+                          progress=False)
     np.testing.assert_array_equal(resumed.history, uninterrupted.history)
 
 
@@ -124,13 +136,15 @@ def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path, digits
     train.train(p, tmp_path / "run", dataset=digits, progress=False)
     ckpt = tmp_path / "run" / runs.CHECKPOINT
     with pytest.raises(runs.CheckpointError, match=r"train\.lr: 0\.001 vs 0\.5"):
-        train.train(presets.with_overrides(p, lr=0.5), tmp_path / "run", dataset=digits, progress=False)
+        train.train(presets.with_overrides(p, lr=0.5), tmp_path / "run",
+                    dataset=digits, progress=False)
     blob = ckpt.read_bytes()
-    ckpt.write_bytes(blob[: len(blob) // 2])                        # truncated
+    ckpt.write_bytes(blob[: len(blob) // 2])  # truncated
     with pytest.raises(runs.CheckpointError, match="corrupted or not a checkpoint"):
         train.train(p, tmp_path / "run", dataset=digits, progress=False)
-    torch.save({"weights": torch.zeros(2)}, ckpt)                   # someone else's file
-    with pytest.raises(runs.CheckpointError, match="not a blackout_tutorial checkpoint"):
+    torch.save({"weights": torch.zeros(2)}, ckpt)  # someone else's file
+    with pytest.raises(runs.CheckpointError,
+                       match="not a blackout_tutorial checkpoint"):
         runs.load_model(tmp_path / "run")
     with pytest.raises(runs.CheckpointError, match="no checkpoint"):
         runs.load_model(tmp_path / "nothing-here")
@@ -146,7 +160,8 @@ def test_gaussian_baseline_trains_and_resumes_through_the_same_loop(tmp_path, di
     train.train(p, tmp_path / "cut", stop_at=3, **kwargs)
     resumed = train.train(p, tmp_path / "cut", **kwargs)
     np.testing.assert_array_equal(resumed.history, full.history)
-    # The network is built under the run's seed: a second run starts from the same weights.
+    # The network is built under the run's seed: a second run starts from the same
+    # weights.
     again = train.train(p, tmp_path / "again", **kwargs)
     np.testing.assert_array_equal(again.history, full.history)
     model, _ = runs.load_model(tmp_path / "full", device="cpu")
@@ -157,7 +172,10 @@ def test_gaussian_baseline_trains_and_resumes_through_the_same_loop(tmp_path, di
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits, monkeypatch):
     p = micro_preset(steps=4)
-    monkeypatch.setattr(losses, "blackout_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    def nan_loss(*args, **kwargs):
+        return torch.tensor(float("nan"), requires_grad=True)
+
+    monkeypatch.setattr(losses, "blackout_loss", nan_loss)
     with pytest.raises(FloatingPointError, match="training diverged at step 1"):
         train.train(p, tmp_path / "run", dataset=digits, progress=False)
 
@@ -183,13 +201,16 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
                    {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", str(script)],
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run",
+                          "--nproc_per_node", "2", "--master_port", "29517",
+                          str(script)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    for name in rank0:                 # DDP averaged the gradients: identical weights
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
+                    for r in (0, 1))
+    for name in rank0:  # DDP averaged the gradients: identical weights
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
     ckpt = torch.load(tmp_path / "run" / runs.CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 4 and torch.isfinite(ckpt["history"]).all()
-    assert not torch.equal(rank0["net.head.2.weight"], torch.zeros_like(rank0["net.head.2.weight"]))
+    head = rank0["net.head.2.weight"]
+    assert not torch.equal(head, torch.zeros_like(head))
