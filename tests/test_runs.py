@@ -1,6 +1,6 @@
-"""Tests of blackout_tutorial.runs: checkpoint format and validation, the one export, the
-shipped checkpoints, batched and sharded generation, and the sample files (.npz, FID
-arr_0, PNG)."""
+"""Tests of blackout_tutorial.runs: checkpoint format and validation, the one export,
+the shipped checkpoints, batched and sharded generation, and the sample files (.npz,
+FID arr_0, PNG)."""
 import shutil
 from dataclasses import replace
 
@@ -23,7 +23,8 @@ from blackout_tutorial import (
 def micro_preset(steps=4):
     p = presets.get_preset("digits", "smoke")
     cfg = replace(p.train, steps=steps, batch_size=16, checkpoint_every=4)
-    return replace(p, net=nets.net_config("tiny", channels=8, num_groups=4), train=cfg, T=50)
+    net = nets.net_config("tiny", channels=8, num_groups=4)
+    return replace(p, net=net, train=cfg, T=50)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,16 @@ def digits():
 @pytest.fixture(scope="module")
 def micro_run(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return train.train(micro_preset(), out, dataset=digits, device="cpu", progress=False)
+    return train.train(micro_preset(), out, dataset=digits, device="cpu",
+                       progress=False)
 
 
 def test_checkpoint_is_tensors_only_and_loads_the_ema(micro_run, digits):
     path = micro_run.out_dir / runs.CHECKPOINT
     state = torch.load(path, weights_only=True)
     assert state["format"] == runs.FORMAT and state["step"] == 4
-    assert state["builder"] == runs.builder_name(runs.build_rate_model) and state["history"].shape == (4, 3)
+    assert state["builder"] == runs.builder_name(runs.build_rate_model)
+    assert state["history"].shape == (4, 3)
     model, preset = runs.load_model(micro_run.out_dir, device="cpu")
     assert preset == micro_preset() and not model.training
     x, t = digits.test[:4].float(), torch.full((4,), 0.7)
@@ -60,7 +63,8 @@ def test_export_keeps_seconds_and_history_in_float16(micro_run, digits, tmp_path
     full, _ = runs.load_model(micro_run.out_dir, device="cpu")
     x, t = digits.test[:4].float(), torch.full((4,), 0.7)
     torch.testing.assert_close(small(x, t), full(x, t), rtol=1e-2, atol=1e-3)
-    assert path.stat().st_size < (micro_run.out_dir / runs.CHECKPOINT).stat().st_size / 3
+    checkpoint = micro_run.out_dir / runs.CHECKPOINT
+    assert path.stat().st_size < checkpoint.stat().st_size / 3
     with pytest.raises(runs.CheckpointError, match="holds no 'model' weights"):
         runs.load_model(path, ema=False)
 
@@ -71,7 +75,8 @@ def test_broken_and_foreign_checkpoints_give_clear_errors(micro_run, tmp_path):
     with pytest.raises(runs.CheckpointError, match="corrupted or not a checkpoint"):
         runs.read_checkpoint(tmp_path / "cut.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(runs.CheckpointError, match="not a blackout_tutorial checkpoint"):
+    with pytest.raises(runs.CheckpointError,
+                       match="not a blackout_tutorial checkpoint"):
         runs.load_model(tmp_path / "other.pt")
     with pytest.raises(runs.CheckpointError, match="no checkpoint"):
         runs.load_model(tmp_path / "nothing-here")
@@ -118,7 +123,8 @@ def test_shipped_mnist_checkpoint_is_a_trained_rate_model():
 def test_shipped_digits_checkpoint_generates_digits(digits):
     from blackout_tutorial import evaluate
     model, preset, _ = runs.load_pretrained("digits_laptop", device="cpu")
-    x = runs.generate(model, 300, 50, "tau_leaping", preset=preset, seed=0, batch_size=300)
+    x = runs.generate(model, 300, 50, "tau_leaping", preset=preset, seed=0,
+                      batch_size=300)
     report = evaluate.digit_report(x, digits)
     # Chapter 7's model reaches ~0.9 of the real confident fraction at 250 steps; at 50
     # steps and 300 samples 0.6 leaves a wide margin, and pixel noise scores below 0.1.
@@ -143,8 +149,8 @@ def test_finetune_continues_the_shipped_run(tmp_path):
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (20, 1, 28, 28), generator=gen).to(torch.uint8)
     labels = torch.zeros(20, dtype=torch.long)
-    small = data.CountDataset("mnist5k", images[:16], images[16:], labels[:16], labels[16:],
-                              255)
+    small = data.CountDataset("mnist5k", images[:16], images[16:], labels[:16],
+                              labels[16:], 255)
     result = train.train(preset, tmp_path, dataset=small, device="cpu", progress=False)
     assert result.step == info["step"] + 1 and len(result.history) == info["step"] + 1
     with pytest.raises(ValueError, match="extra_steps"):
@@ -155,8 +161,9 @@ def test_one_batch_of_generate_is_one_sampling_call(micro_run):
     model, preset = micro_run.ema, micro_run.preset
     x = runs.generate(model, 5, 4, "binomial_bridge", preset=preset, seed=7)
     gen = torch.Generator().manual_seed(7)
-    ref = sampling.sample(model, (5, 1, 8, 8), schedule.observation_times(4, preset.t_end),
-                          "binomial_bridge", 16, generator=gen)
+    times = schedule.observation_times(4, preset.t_end)
+    ref = sampling.sample(model, (5, 1, 8, 8), times, "binomial_bridge", 16,
+                          generator=gen)
     assert x.dtype == torch.uint8 and torch.equal(x, ref.to(torch.uint8))
     with pytest.raises(ValueError, match="preset"):
         runs.generate(model, 5, 4)
@@ -182,13 +189,16 @@ def test_generate_takes_a_sampler_function(micro_run):
     def sampler(model, shape, steps, n_max, generator=None, device=None):
         calls.append((shape, steps, n_max))
         return torch.full(shape, n_max, dtype=torch.long)
-    x = runs.generate(micro_run.ema, 3, 6, sampler, preset=micro_run.preset, batch_size=2)
-    assert calls == [((2, 1, 8, 8), 6, 16), ((1, 1, 8, 8), 6, 16)] and int(x.min()) == 16
+    x = runs.generate(micro_run.ema, 3, 6, sampler, preset=micro_run.preset,
+                      batch_size=2)
+    assert calls == [((2, 1, 8, 8), 6, 16), ((1, 1, 8, 8), 6, 16)]
+    assert int(x.min()) == 16
 
 
 @pytest.mark.parametrize("n_max", [1, 16, 255])
 def test_npz_round_trip_keeps_n_max_for_every_data_set(tmp_path, n_max):
-    x = torch.randint(0, n_max + 1, (5, 1, 4, 4), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, n_max + 1, (5, 1, 4, 4), generator=gen)
     path = runs.save_samples_npz(x, tmp_path / "s.npz", n_max=n_max)
     with np.load(path) as f:
         assert f["samples"].dtype == np.uint8 and f["samples"].shape == (5, 1, 4, 4)
@@ -208,7 +218,8 @@ def test_fid_npz_is_nhwc_rgb_8_bit(tmp_path):
     with np.load(runs.save_fid_npz(x, tmp_path / "fid.npz", 16)) as f:
         arr = f["arr_0"]
     assert arr.dtype == np.uint8 and arr.shape == (1, 2, 2, 3)
-    assert arr[0, :, :, 0].tolist() == [[0, 128], [255, 64]] and (arr[..., 2] == arr[..., 0]).all()
+    assert arr[0, :, :, 0].tolist() == [[0, 128], [255, 64]]
+    assert (arr[..., 2] == arr[..., 0]).all()
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -230,7 +241,9 @@ def test_png_export_scales_counts_to_8_bit(tmp_path):
     runs.save_samples_png(binary, tmp_path / "bin", n_max=1, start=7)
     img = np.asarray(Image.open(tmp_path / "bin" / "000007.png"))
     assert img.tolist() == [[0, 255], [255, 0]]
-    rgb = torch.randint(0, 256, (3, 3, 8, 8), generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    rgb = torch.randint(0, 256, (3, 3, 8, 8), generator=gen)
     runs.save_samples_png(rgb, tmp_path / "rgb", 255)
     back = np.asarray(Image.open(tmp_path / "rgb" / "000002.png"))
-    assert back.shape == (8, 8, 3) and np.array_equal(back, rgb[2].permute(1, 2, 0).numpy())
+    assert back.shape == (8, 8, 3)
+    assert np.array_equal(back, rgb[2].permute(1, 2, 0).numpy())
