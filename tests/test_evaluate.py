@@ -14,7 +14,8 @@ from blackout_tutorial import data, evaluate, runs
 
 def test_frechet_distance_closed_forms():
     # 1-D: (m1 - m2)^2 + (s1 - s2)^2.
-    assert evaluate.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)
+    got = evaluate.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]])
+    assert got == pytest.approx(4 + 1)
     # Commuting (diagonal) covariances: sum of the 1-D terms.
     s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 4.0, 1.0])
     mu1, mu2 = np.zeros(3), np.array([1.0, 0.0, 2.0])
@@ -30,7 +31,8 @@ def test_frechet_distance_is_symmetric_and_zero_on_identical_gaussians():
     assert evaluate.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-8)
     # Against the symmetric form tr(s1 + s2 - 2 (s1^1/2 s2 s1^1/2)^1/2).
     r = np.real(scipy.linalg.sqrtm(s1))
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * np.real(scipy.linalg.sqrtm(r @ s2 @ r)))
+    root = np.real(scipy.linalg.sqrtm(r @ s2 @ r))
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * root)
     assert d12 == pytest.approx(expected, rel=1e-6)
 
 
@@ -54,28 +56,34 @@ def digits():
 
 
 def test_classifier_separates_real_digits_from_pixel_noise(digits):
-    report = evaluate.digit_report(evaluate.pixel_marginal_samples(digits.train, 400), digits)
-    # Real held-out digits: most are classified confidently; independent pixels: almost none.
+    noise = evaluate.pixel_marginal_samples(digits.train, 400)
+    report = evaluate.digit_report(noise, digits)
+    # Real held-out digits: most are classified confidently; independent pixels: almost
+    # none.
     assert report["confident_fraction_real"] > 0.6
     assert report["confident_fraction"] < 0.25
     assert report["frechet_distance_real"] < 0.2 * report["frechet_distance"]
-    assert report["frechet_distance_baseline"] == pytest.approx(report["frechet_distance"], rel=0.5)
+    assert report["frechet_distance_baseline"] == pytest.approx(
+        report["frechet_distance"], rel=0.5)
 
 
 def test_class_fractions_sum_to_one(digits):
     clf = evaluate.fit_digit_classifier(digits.train, digits.train_labels, digits.n_max)
     m = evaluate.classifier_metrics(clf, digits.test)
-    assert m["class_fractions"].sum() == pytest.approx(1.0) and m["min_class_fraction"] > 0.04
+    assert m["class_fractions"].sum() == pytest.approx(1.0)
+    assert m["min_class_fraction"] > 0.04
     assert "frechet_distance" not in m
     with pytest.raises(ValueError, match="labels must have shape"):
         evaluate.fit_digit_classifier(digits.train, digits.train_labels[:5], 16)
 
 
 def test_pixel_marginal_samples_keep_each_pixel_distribution():
-    train = torch.tensor([[0, 5], [2, 5], [4, 7]], dtype=torch.uint8).reshape(3, 1, 1, 2)
+    train = torch.tensor([[0, 5], [2, 5], [4, 7]], dtype=torch.uint8)
+    train = train.reshape(3, 1, 1, 2)
     x = evaluate.pixel_marginal_samples(train, 3000, torch.Generator().manual_seed(0))
     assert x.shape == (3000, 1, 1, 2)
-    assert set(x[:, 0, 0, 0].tolist()) == {0, 2, 4} and set(x[:, 0, 0, 1].tolist()) == {5, 7}
+    assert set(x[:, 0, 0, 0].tolist()) == {0, 2, 4}
+    assert set(x[:, 0, 0, 1].tolist()) == {5, 7}
     # P(pixel 1 = 7) = 1/3: sd of the mean over 3000 draws is 0.0086; 0.04 is > 4 sd.
     assert (x[:, 0, 0, 1] == 7).float().mean().item() == pytest.approx(1 / 3, abs=0.04)
 
@@ -83,7 +91,8 @@ def test_pixel_marginal_samples_keep_each_pixel_distribution():
 def test_pixel_marginal_bits_per_dim_matches_a_hand_count():
     train = torch.tensor([[0, 1], [0, 0], [1, 1]]).reshape(3, 1, 1, 2)
     test = torch.tensor([[0, 1]]).reshape(1, 1, 1, 2)
-    # n_max = 1, alpha = 1: pixel 0 has P(0) = (2+1)/(3+2); pixel 1 has P(1) = (2+1)/(3+2).
+    # n_max = 1, alpha = 1: pixel 0 has P(0) = (2+1)/(3+2); pixel 1 has
+    # P(1) = (2+1)/(3+2).
     expected = -2 * np.log2(3 / 5) / 2
     got = evaluate.pixel_marginal_bits_per_dim(train, test, n_max=1)
     assert got.shape == (1,) and got.item() == pytest.approx(expected)
@@ -93,19 +102,20 @@ def test_pixel_marginal_bits_per_dim_matches_a_hand_count():
 
 def test_frechet_distance_drops_round_off_but_rejects_non_covariances():
     rng = np.random.default_rng(2)
-    f = rng.normal(size=(6, 5))                    # N < d: singular covariance
+    f = rng.normal(size=(6, 5))  # N < d: singular covariance
     mu, sigma = evaluate.feature_statistics(f)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")             # round-off must not even warn
-        assert evaluate.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-6)
-    negative = np.diag([-1.0, 1.0])                # not a covariance: sqrtm is complex
+        warnings.simplefilter("error")  # round-off must not even warn
+        got = evaluate.frechet_distance(mu, sigma, mu, sigma)
+        assert got == pytest.approx(0, abs=1e-6)
+    negative = np.diag([-1.0, 1.0])  # not a covariance: sqrtm is complex
     with pytest.raises(ValueError, match="imaginary parts"):
         evaluate.frechet_distance(np.zeros(2), negative, np.zeros(2), np.eye(2))
 
 
 # ----------------------------------------------------------------------------- FID
 def direct_fid(a, b):
-    """FID written out with numpy and scipy.linalg.sqrtm, independently of the package."""
+    """FID written out with numpy and scipy.linalg.sqrtm, apart from the package."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(s_a @ s_b).real
@@ -113,7 +123,7 @@ def direct_fid(a, b):
 
 
 def small_features(images, seed=0):
-    """A small fixed feature extractor: random 3x3 convolution, ReLU, global mean pool."""
+    """A small fixed feature extractor: random 3x3 convolution, ReLU, mean pool."""
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(6, images.shape[1], 3, 3, generator=gen)
     h = torch.relu(torch.nn.functional.conv2d(images.float() / 255, weight))
@@ -121,18 +131,20 @@ def small_features(images, seed=0):
 
 
 def test_fid_from_features_matches_direct_sqrtm_computation():
-    x = torch.randint(0, 256, (300, 3, 16, 16), generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (300, 3, 16, 16), generator=gen)
     real, shifted = small_features(x[:150]), small_features((x[150:] * 0.7).round())
     got = evaluate.fid_from_features(real, shifted)
     assert got == pytest.approx(direct_fid(real, shifted), rel=1e-8, abs=1e-12)
-    assert got > 1e-3                                   # darker images are measurably different
+    assert got > 1e-3  # darker images are measurably different
 
 
 def test_fid_is_zero_for_identical_sets_and_symmetric():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(400, 4)), rng.normal(1.0, 2.0, size=(400, 4))
     assert abs(evaluate.fid_from_features(a, a)) < 1e-8
-    assert evaluate.fid_from_features(a, b) == pytest.approx(evaluate.fid_from_features(b, a), rel=1e-8)
+    assert evaluate.fid_from_features(a, b) == pytest.approx(
+        evaluate.fid_from_features(b, a), rel=1e-8)
 
 
 def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
@@ -140,7 +152,8 @@ def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
     mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
     a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
-    assert evaluate.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+    got = evaluate.frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+    assert got == pytest.approx(expected, rel=1e-10)
 
 
 def test_fid_from_features_rejects_bad_shapes():
@@ -150,10 +163,11 @@ def test_fid_from_features_rejects_bad_shapes():
         evaluate.fid_from_features(np.random.rand(5, 3), np.random.rand(5, 4))
 
 
-# ----------------------------------------------------------------------------- Inception FID
+# ------------------------------------------------------------------------ Inception FID
 @pytest.fixture
 def png_dir(tmp_path):
-    images = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 8, 8), generator=gen)
     return runs.save_samples_png(images, tmp_path / "png", 255)
 
 
@@ -172,32 +186,44 @@ def test_inception_fid_dispatches_to_torch_fidelity(png_dir, monkeypatch):
     def calculate_metrics(**kwargs):
         calls.append(kwargs)
         return {"frechet_inception_distance": 12.5}
-    monkeypatch.setitem(sys.modules, "torch_fidelity", types.SimpleNamespace(calculate_metrics=calculate_metrics))
+    fake = types.SimpleNamespace(calculate_metrics=calculate_metrics)
+    monkeypatch.setitem(sys.modules, "torch_fidelity", fake)
     assert evaluate.available_fid_backend() == "torch_fidelity"
     assert evaluate.inception_fid(png_dir, device="cpu") == 12.5
     assert calls[0]["input1"] == str(png_dir) and calls[0]["input2"] == "cifar10-train"
     assert calls[0]["fid"] is True and calls[0]["cuda"] is False
 
 
-def test_inception_fid_uses_clean_fid_tensorflow_statistics_for_cifar10(png_dir, monkeypatch):
+def test_inception_fid_uses_clean_fid_tensorflow_statistics_for_cifar10(png_dir,
+                                                                        monkeypatch):
     calls = []
-    fake = types.SimpleNamespace(compute_fid=lambda *args, **kw: calls.append((args, kw)) or 3.0)
+
+    def compute_fid(*args, **kw):
+        calls.append((args, kw))
+        return 3.0
+    fake = types.SimpleNamespace(compute_fid=compute_fid)
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)
     monkeypatch.setitem(sys.modules, "cleanfid", types.SimpleNamespace(fid=fake))
     monkeypatch.setitem(sys.modules, "cleanfid.fid", fake)
     assert evaluate.inception_fid(png_dir, device="cpu") == 3.0
     args, kw = calls[0]
-    assert args == (str(png_dir),) and kw["dataset_name"] == "cifar10" and kw["dataset_res"] == 32
+    assert args == (str(png_dir),)
+    assert kw["dataset_name"] == "cifar10" and kw["dataset_res"] == 32
     assert kw["dataset_split"] == "train" and kw["mode"] == "legacy_tensorflow"
 
 
 def test_inception_fid_with_pytorch_fid_needs_a_reference_folder(png_dir, monkeypatch):
     calls = []
-    fake = types.SimpleNamespace(calculate_fid_given_paths=lambda *args: calls.append(args) or 7.0)
+    def calculate_fid_given_paths(*args):
+        calls.append(args)
+        return 7.0
+    fake = types.SimpleNamespace(calculate_fid_given_paths=calculate_fid_given_paths)
     monkeypatch.setitem(sys.modules, "pytorch_fid.fid_score", fake)
     with pytest.raises(ValueError, match="no built-in CIFAR-10 reference"):
         evaluate.inception_fid(png_dir, backend="pytorch_fid", device="cpu")
-    assert evaluate.inception_fid(png_dir, reference=str(png_dir), backend="pytorch_fid", device="cpu") == 7.0
+    got = evaluate.inception_fid(png_dir, reference=str(png_dir), backend="pytorch_fid",
+                                 device="cpu")
+    assert got == 7.0
     assert calls[0][0] == [str(png_dir), str(png_dir)] and calls[0][3] == 2048
 
 
@@ -207,10 +233,11 @@ def test_inception_fid_rejects_bad_arguments(png_dir, tmp_path):
     with pytest.raises(ValueError, match="sample_dir"):
         evaluate.inception_fid(tmp_path / "missing", backend="torch_fidelity")
     with pytest.raises(ValueError, match="reference"):
-        evaluate.inception_fid(png_dir, reference=str(tmp_path / "nowhere"), backend="torch_fidelity")
+        evaluate.inception_fid(png_dir, reference=str(tmp_path / "nowhere"),
+                               backend="torch_fidelity")
 
 
-# ----------------------------------------------------------------------------- chi-square
+# --------------------------------------------------------------------------- chi-square
 def test_chi_square_accepts_the_true_pmf_and_rejects_a_wrong_one():
     from scipy import stats
     gen = torch.Generator().manual_seed(0)
@@ -229,8 +256,8 @@ def test_chi_square_merges_sparse_bins_and_handles_one_bin():
     # Expected 20, 3, 2: bins 1 and 2 merge (3 < 4.5), then reach 5.
     statistic, p_value, n_bins = evaluate.chi_square_test(samples, pmf, 4.5)
     assert n_bins == 2 and statistic == pytest.approx(0.0, abs=1e-12) and p_value == 1.0
-    assert evaluate.chi_square_test(torch.zeros(10, dtype=torch.long), torch.tensor([1.0])) \
-        == (0.0, 1.0, 1)
+    zeros = torch.zeros(10, dtype=torch.long)
+    assert evaluate.chi_square_test(zeros, torch.tensor([1.0])) == (0.0, 1.0, 1)
 
 
 @pytest.mark.parametrize("samples, pmf, match", [
