@@ -36,7 +36,8 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
 
 def test_help_documents_every_option():
     parser = cli.build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    subparsers = next(a for a in parser._actions
+                      if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help text"
@@ -49,16 +50,17 @@ def test_help_documents_every_option():
 def test_module_entry_point_in_a_subprocess():
     run = subprocess.run([sys.executable, "-m", "blackout_tutorial", "sample", "--run"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "usage:" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and "usage:" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_train_sample_evaluate_end_to_end(tmp_path, capsys):
     run = tmp_path / "digits"
-    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run), "--steps", "6",
-              "--no-progress"])
+    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run),
+              "--steps", "6", "--no-progress"])
     assert "6 steps" in capsys.readouterr().out
-    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run), "--steps", "8",
-              "--no-progress"])                                      # resumes: 2 more steps
+    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run),
+              "--steps", "8", "--no-progress"])  # resumes: 2 more steps
     assert "8 steps" in capsys.readouterr().out
     assert len((run / "history.csv").read_text().splitlines()) == 9
 
@@ -75,8 +77,9 @@ def test_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert np.load(tmp_path / "fid.npz")["arr_0"].shape == (4, 8, 8, 3)
     assert len(list((tmp_path / "shards").glob("shard_*.npz"))) == 1
 
-    cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-terms", "3", "--n-samples", "20",
-              "--steps", "3", "--json", str(tmp_path / "eval.json"), "--no-progress"])
+    cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-terms", "3",
+              "--n-samples", "20", "--steps", "3",
+              "--json", str(tmp_path / "eval.json"), "--no-progress"])
     out = capsys.readouterr().out
     assert "bits/dim" in out and "confident_fraction" in out
     numbers = json.loads((tmp_path / "eval.json").read_text())
