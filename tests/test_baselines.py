@@ -17,7 +17,8 @@ def gen(seed=0):
 
 
 class PointMassEps(torch.nn.Module):
-    """The exact noise predictor when the data are one image x*: eps = (x_u - alpha x*) / sigma."""
+    """The exact noise predictor when the data are one image x*:
+    eps = (x_u - alpha x*) / sigma."""
 
     def __init__(self, counts):
         super().__init__()
@@ -40,7 +41,8 @@ class ZeroEps(PointMassEps):
 def test_cosine_schedule_endpoints_and_cosine_shape():
     u = torch.linspace(0, 1, 11, dtype=torch.float64)
     lam = bl.cosine_log_snr(u, (-10.0, 10.0))
-    assert lam[0].item() == pytest.approx(10.0, abs=1e-9) and lam[-1].item() == pytest.approx(-10.0, abs=1e-9)
+    assert lam[0].item() == pytest.approx(10.0, abs=1e-9)
+    assert lam[-1].item() == pytest.approx(-10.0, abs=1e-9)
     assert bool((torch.diff(lam) < 0).all())
     b = math.atan(math.exp(-5.0))
     a = math.atan(math.exp(5.0)) - b
@@ -49,7 +51,8 @@ def test_cosine_schedule_endpoints_and_cosine_shape():
 
 def test_network_time_reads_log_snr():
     lam = torch.linspace(-10, 10, 7)
-    torch.testing.assert_close(nets.logit_survival(bl.net_time(lam)), lam, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(nets.logit_survival(bl.net_time(lam)), lam, atol=1e-4,
+                               rtol=1e-5)
 
 
 def test_counts_round_trip():
@@ -65,7 +68,8 @@ def test_posterior_matches_ddpm_formulas():
     ab_t, ab_s = torch.sigmoid(lam_t), torch.sigmoid(lam_s)
     a_t = ab_t / ab_s
     beta = 1 - a_t
-    ddpm_mean = ab_s.sqrt() * beta / (1 - ab_t) * x0 + a_t.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t
+    ddpm_mean = (ab_s.sqrt() * beta / (1 - ab_t) * x0
+                 + a_t.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t)
     torch.testing.assert_close(mean, ddpm_mean)
     torch.testing.assert_close(std ** 2, ((1 - ab_s) / (1 - ab_t) * beta).reshape(1, 1))
 
@@ -77,13 +81,17 @@ def test_discretized_gaussian_matches_scipy_and_normalises():
     x = 2 * n.numpy() / N_MAX - 1
     upper = np.where(n.numpy() == N_MAX, np.inf, x + 1 / N_MAX)
     lower = np.where(n.numpy() == 0, -np.inf, x - 1 / N_MAX)
-    reference = stats.norm.cdf(upper, mean.numpy(), 0.2) - stats.norm.cdf(lower, mean.numpy(), 0.2)
+    m = mean.numpy()
+    reference = stats.norm.cdf(upper, m, 0.2) - stats.norm.cdf(lower, m, 0.2)
     assert np.abs(log_p.exp().numpy() - reference).max() < 1e-12
-    torch.testing.assert_close(log_p.exp().reshape(3, 17).sum(1), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(log_p.exp().reshape(3, 17).sum(1),
+                               torch.ones(3, dtype=torch.float64))
     # A bin 20 standard deviations away: finite log-probability, not log(1 - 1).
-    far = bl.discretized_gaussian_log_prob(torch.tensor([8]), torch.tensor([-1.0]), 0.05, N_MAX)
+    far = bl.discretized_gaussian_log_prob(torch.tensor([8]), torch.tensor([-1.0]),
+                                           0.05, N_MAX)
     assert math.isfinite(far.item())
-    assert far.item() == pytest.approx(np.log(stats.norm.sf(0.9375 / 0.05) - stats.norm.sf(1.0625 / 0.05)), rel=1e-6)
+    exact = np.log(stats.norm.sf(0.9375 / 0.05) - stats.norm.sf(1.0625 / 0.05))
+    assert far.item() == pytest.approx(exact, rel=1e-6)
 
 
 def test_exact_model_has_zero_loss_zero_bound_and_samples_its_image():
@@ -91,26 +99,31 @@ def test_exact_model_has_zero_loss_zero_bound_and_samples_its_image():
     model = PointMassEps(x_star)
     batch = x_star.repeat(8, 1, 1, 1)
     for weighting in bl.WEIGHTINGS:
-        assert bl.gaussian_loss(model, batch, N_MAX, weighting, generator=gen(2)).item() < 1e-8
+        loss = bl.gaussian_loss(model, batch, N_MAX, weighting, generator=gen(2))
+        assert loss.item() < 1e-8
     bpd = bl.bits_per_dim_gaussian(model, batch, 20, N_MAX, generator=gen(3))
-    assert bool((bpd >= 0).all()) and bpd.max().item() < 1e-3       # -log P(x*) = 0 for a point mass
+    # -log P(x*) = 0 for a point mass
+    assert bool((bpd >= 0).all()) and bpd.max().item() < 1e-3
     samples = bl.sample_gaussian(model, (8, 1, 4, 4), 10, N_MAX, generator=gen(4))
     assert torch.equal(samples, batch)
 
 
 def test_bound_of_zero_predictor_has_closed_form_and_mc_is_unbiased():
-    # eps_hat = 0: |x - x_u / alpha|^2 = |eps|^2 / SNR(u), so the diffusion sum has expectation
-    # D / 2 sum_k (SNR(u_{k-1}) / SNR(u_k) - 1).
+    # eps_hat = 0: |x - x_u / alpha|^2 = |eps|^2 / SNR(u), so the diffusion sum has
+    # expectation D / 2 sum_k (SNR(u_{k-1}) / SNR(u_k) - 1).
     counts = torch.randint(0, N_MAX + 1, (4000, 1, 2, 2), generator=gen(5))
     model, steps, dim = ZeroEps(counts[:1]), 8, 4
-    _, prior, diffusion, _ = bl.negative_elbo_gaussian(model, counts, steps, N_MAX, generator=gen(6),
-                                                       return_terms=True)
+    _, prior, diffusion, _ = bl.negative_elbo_gaussian(
+        model, counts, steps, N_MAX, generator=gen(6), return_terms=True)
     lam = bl.cosine_log_snr(torch.linspace(0, 1, steps + 1, dtype=torch.float64))
     expected = 0.5 * dim * (torch.exp(lam[:-1] - lam[1:]) - 1).sum().item()
     assert diffusion.mean().item() == pytest.approx(expected, rel=0.03)
-    # The m = 3 random terms are shared by the batch: average over 400 independent draws.
-    mc = [bl.negative_elbo_gaussian(model, counts[:50], steps, N_MAX, generator=gen(100 + i), n_terms=3,
-                                    return_terms=True)[2].mean().item() for i in range(400)]
+    # The m = 3 random terms are shared by the batch: average over 400 independent
+    # draws.
+    mc = [bl.negative_elbo_gaussian(model, counts[:50], steps, N_MAX,
+                                    generator=gen(100 + i), n_terms=3,
+                                    return_terms=True)[2].mean().item()
+          for i in range(400)]
     assert np.mean(mc) == pytest.approx(expected, rel=0.08)
     assert bool((prior > 0).all()) and prior.mean().item() < 1e-3
 
@@ -122,7 +135,8 @@ def test_gaussian_noising_keeps_the_signal_fraction_and_leaves_the_lattice():
     abar = math.exp(-t)
     signal = math.sqrt(abar) * (2 * 12 / N_MAX - 1)
     # sd of the mean of 20000 draws: sqrt(1 - abar) / 141 = 0.0051; 0.03 is ~6 sd.
-    assert x.dtype == torch.float64 and x.mean().item() == pytest.approx(signal, abs=0.03)
+    assert x.dtype == torch.float64
+    assert x.mean().item() == pytest.approx(signal, abs=0.03)
     assert x.std().item() == pytest.approx(math.sqrt(1 - abar), rel=0.03)
     assert torch.equal(bl.gaussian_noising(counts, 0.0, N_MAX, gen(9)),
                        bl.to_signed(counts.double(), N_MAX))
@@ -143,13 +157,20 @@ def test_build_eps_model_and_objective_plug_into_the_trainer():
         bl.gaussian_objective(N_MAX, "vlb")
 
 
+def _eps0():
+    return PointMassEps(torch.zeros(1, 1, 2, 2))
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: bl.cosine_log_snr(torch.tensor([1.5])), "u"),
     (lambda: bl.cosine_log_snr(0.5, (5.0, -5.0)), "log_snr_range"),
-    (lambda: bl.gaussian_loss(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.zeros(2, 1, 2, 2), N_MAX, "vlb"), "weighting"),
-    (lambda: bl.sample_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), (2, 1, 2, 2), 0, N_MAX), "T"),
-    (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), -torch.ones(2, 1, 2, 2), 4, N_MAX), "counts"),
-    (lambda: bl.negative_elbo_gaussian(PointMassEps(torch.zeros(1, 1, 2, 2)), torch.ones(2, 1, 2, 2), 4, N_MAX, n_terms=0), "n_terms"),
+    (lambda: bl.gaussian_loss(_eps0(), torch.zeros(2, 1, 2, 2), N_MAX, "vlb"),
+     "weighting"),
+    (lambda: bl.sample_gaussian(_eps0(), (2, 1, 2, 2), 0, N_MAX), "T"),
+    (lambda: bl.negative_elbo_gaussian(_eps0(), -torch.ones(2, 1, 2, 2), 4, N_MAX),
+     "counts"),
+    (lambda: bl.negative_elbo_gaussian(_eps0(), torch.ones(2, 1, 2, 2), 4, N_MAX,
+                                       n_terms=0), "n_terms"),
 ])
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
