@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Chapter 8 at paper scale on one GPU: 8-bit MNIST (n_max = 255, t_end = 15) and binarized
-# MNIST (32x32, threshold > 0.5, n_max = 1, t_end = 10), each trained with the `full` preset,
-# then sampled (resumable .npz shards, one .npz and a PNG grid), scored and checked.
+# Chapter 8 at paper scale on one GPU: 8-bit MNIST (n_max = 255, t_end = 15) and
+# binarized MNIST (32x32, threshold > 0.5, n_max = 1, t_end = 10), each trained with the
+# `full` preset, then sampled (resumable .npz shards, one .npz and a PNG grid), scored
+# and checked.
 #
-#   bash scripts/gpu_mnist_full.sh            # everything, into runs/
-#   RUNS=/scratch/runs STEPS=20000 bash scripts/gpu_mnist_full.sh   # shorter run elsewhere
+#   bash scripts/gpu_mnist_full.sh  # everything, into runs/
+#   RUNS=/scratch/runs STEPS=20000 bash scripts/gpu_mnist_full.sh  # shorter, elsewhere
 #
-# Rerun the same command after any interruption: training resumes from the last checkpoint
-# (every 10,000 steps) and sampling skips finished shards.
-# Data: MNIST downloads into $BLACKOUT_DATA_DIR (default ~/.cache/blackout_tutorial). On a
-# machine without network, copy the four train-/t10k-*-ubyte.gz files into
-# $BLACKOUT_DATA_DIR/mnist/ first (the error message of the first step says exactly where).
+# Rerun the same command after any interruption: training resumes from the last
+# checkpoint (every 10,000 steps) and sampling skips finished shards.
+# Data: MNIST downloads into $BLACKOUT_DATA_DIR (default ~/.cache/blackout_tutorial). On
+# a machine without network, copy the four train-/t10k-*-ubyte.gz files into
+# $BLACKOUT_DATA_DIR/mnist/ first (the error message of the first step says where).
 # Environment: PYTHON, RUNS (output root), STEPS (override the 200,000 training steps),
-# N_SAMPLES (10000), SAMPLE_STEPS (1000), N_TEST / ELBO_TERMS (held-out images and Monte
-# Carlo terms of the ELBO, 1000 / 100), SCALE (full; `smoke` checks the script in a minute
-# on a CPU), PRESETS (default "mnist binarized-mnist").
+# N_SAMPLES (10000), SAMPLE_STEPS (1000), N_TEST / ELBO_TERMS (held-out images and
+# Monte Carlo terms of the ELBO, 1000 / 100), SCALE (full; `smoke` checks the script in
+# a minute on a CPU), PRESETS (default "mnist binarized-mnist").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${SCALE:-full} N=${N_SAMPLES:-10000} S=${SAMPLE_STEPS:-1000}
@@ -27,8 +28,9 @@ for PRESET in ${PRESETS:-mnist binarized-mnist}; do
   "$PY" -m blackout_tutorial train --preset "$PRESET" --scale "$SCALE" --out "$RUN" \
     ${STEPS:+--steps "$STEPS"}
   # 2. Samples: resumable shards -> one uint8 .npz [N, C, H, W] (+ n_max) and a grid.
-  "$PY" -m blackout_tutorial sample --run "$RUN" --n "$N" --steps "$S" --batch-size 500 \
-    --shards "$RUN/shards_$S" --out "$RUN/samples_${N}_$S.npz" --out "$RUN/samples_$S.png"
+  "$PY" -m blackout_tutorial sample --run "$RUN" --n "$N" --steps "$S" \
+    --batch-size 500 --shards "$RUN/shards_$S" --out "$RUN/samples_${N}_$S.npz" \
+    --out "$RUN/samples_$S.png"
   # 3. ELBO bits/dim on held-out digits and the digit-classifier scores of the samples.
   "$PY" -m blackout_tutorial evaluate --run "$RUN" --n-test "${N_TEST:-1000}" \
     --elbo-terms "${ELBO_TERMS:-100}" --samples "$RUN/samples_${N}_$S.npz" \
