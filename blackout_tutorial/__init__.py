@@ -19,9 +19,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("process", "schedule", "bridge", "losses", "sampling", "oracle", "nets",
-               "data", "presets", "train", "runs", "evaluate", "baselines", "limits",
-               "inpainting", "immigration", "plotting")
+__all__ = ["__version__", "process", "schedule", "bridge", "losses", "sampling",
+           "oracle", "nets", "data", "presets", "train", "runs", "evaluate",
+           "baselines", "limits", "inpainting", "immigration", "plotting"]
+_SUBMODULES = frozenset(__all__[1:])
 
 
 def __getattr__(name):
@@ -30,5 +31,3 @@ def __getattr__(name):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-__all__ = ["__version__", *_SUBMODULES]

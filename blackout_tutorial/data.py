@@ -34,7 +34,13 @@ import torch.nn.functional as F
 
 from blackout_tutorial import _checks
 from blackout_tutorial._files import (  # noqa: F401  (re-exported)
-    DownloadError, fetch, file_digest, load_pickle, read_idx, write_cifar_tarball)
+    DownloadError,
+    fetch,
+    file_digest,
+    load_pickle,
+    read_idx,
+    write_cifar_tarball,
+)
 from blackout_tutorial._files import read_cifar_tarball as _read_cifar_arrays
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -174,7 +174,7 @@ def reverse_paths(ax, birth_times, t_end, n_show=30, t_min=1e-3, color="C0"):
     ax.set_xscale("log")
     ax.set_xlim(t_end, t_min)
     ax.set_xlabel("t (runs backwards, log scale)")
-    ax.set_ylabel("n_t")
+    ax.set_ylabel("$n_t$")
     return ax
 
 
@@ -194,7 +194,7 @@ def convergence_curves(
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("number of steps T")
+    ax.set_xlabel("number of steps $T$")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax

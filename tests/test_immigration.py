@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy import stats
 
-from blackout_tutorial import bridge, immigration as im, process, schedule
+from blackout_tutorial import bridge, process, schedule
+from blackout_tutorial import immigration as im
 from blackout_tutorial.evaluate import chi_square_test
 
 P_MIN = 1e-3

@@ -8,7 +8,6 @@ from scipy import stats
 
 from blackout_tutorial import losses, oracle, schedule
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -36,10 +36,9 @@ def test_describe_names_profile_and_device():
 
 
 def test_unknown_submodule_is_an_attribute_error():
-    with pytest.raises(AttributeError):
-        blackout_tutorial.not_a_module
-    with pytest.raises(AttributeError):
-        blackout_tutorial.profiles
+    for name in ("not_a_module", "profiles"):
+        with pytest.raises(AttributeError):
+            getattr(blackout_tutorial, name)
 
 
 def test_presets_name_the_paper_settings_and_round_trip_through_json():

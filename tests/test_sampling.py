@@ -6,7 +6,6 @@ import torch
 from blackout_tutorial import bridge, oracle, sampling, schedule
 from blackout_tutorial.evaluate import chi_square_test
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
