@@ -225,7 +225,7 @@ def _log_diff_exp(log_a, log_b):
 def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None,
                            return_terms=False):
     """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]``
-    (Eq. ch10-gauss-elbo, Chapter 10). On the sampler's grid u_k = k / T, the sum of
+    (Eq. ch10-gauss-elbo, Chapter 10). On the sampler's grid u_k = k / T, the sum of::
 
         prior:      KL(q(x_1 | x) || N(0, I))
         diffusion:  sum_{k=1..T} (SNR(u_{k-1}) - SNR(u_k)) / 2
