@@ -1,14 +1,14 @@
 """NCSN++, the network of the official Blackout Diffusion code (Chapter 9).
 
 NCSN++ :cite:`song2021scoresde` is a U-Net with BigGAN-type residual blocks that
-resample inside the residual path, FIR up/down-sampling
-with the kernel [1, 3, 3, 1], skips rescaled by 1/sqrt(2), DDPM-style self-attention at
-16x16, and a "residual" progressive input: a FIR-downsampled copy of the input image is
-added to the features after every downsampling. The official Blackout notebooks use it
-with the settings of score_sde's ``cifar10_ncsnpp_continuous`` configuration for all
-three data sets; :class:`NCSNppConfig`'s defaults are those settings, and
-:func:`build` instantiates them with the official parameter counts (62,693,251 for 3
-channels at 32x32 or 64x64, 62,686,337 for 1 channel).
+resample inside the residual path, FIR up/down-sampling with the kernel [1, 3, 3, 1],
+skips rescaled by 1/sqrt(2), DDPM-style self-attention at 16x16, and a "residual"
+progressive input: a FIR-downsampled copy of the input image is added to the features
+after every downsampling. The official Blackout notebooks use it with the settings of
+score_sde's ``cifar10_ncsnpp_continuous`` configuration for all three data sets;
+:class:`NCSNppConfig`'s defaults are those settings, and :func:`build` instantiates
+them with the official parameter counts (62,693,251 for 3 channels at 32x32 or 64x64,
+62,686,337 for 1 channel).
 
 The network is conditioned on one float per image, ``t`` [B], through the sinusoidal
 embedding of ``t`` itself (128 dims, frequencies 10000^(-i/63)) followed by two dense
