@@ -286,7 +286,9 @@ DATASETS = {spec.name: spec for spec in (
 
 def dataset_spec(name):
     """The :class:`DatasetSpec` of a dataset by name, without loading it."""
-    return DATASETS[_checks.one_of(name, DATASETS, "dataset")]
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"dataset must be one of {tuple(DATASETS)}, got {name!r}")
+    return DATASETS[name]
 
 
 def load_dataset(name, data_dir=None, download=True):

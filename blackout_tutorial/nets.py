@@ -38,6 +38,30 @@ class UNetConfig:
     dropout: float = 0.0
     num_groups: int = 8                  # GroupNorm groups (must divide every width)
 
+    def __post_init__(self):  # ValueError naming the field; lists become tuples
+        for name in ("image_channels", "channels", "num_res_blocks", "num_groups"):
+            object.__setattr__(self, name, _checks.positive_int(getattr(self, name),
+                                                                name))
+        for name, minimum in (("channel_mults", 1), ("attention_levels", 0)):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ValueError(f"{name} must be a tuple of integers, got {value!r}")
+            object.__setattr__(self, name, tuple(
+                _checks.positive_int(v, f"{name} entry", minimum) for v in value))
+        n_levels, widths = len(self.channel_mults), [
+            self.channels * m for m in self.channel_mults]
+        if not n_levels:
+            raise ValueError("channel_mults must be a non-empty tuple of integers "
+                             ">= 1, got ()")
+        if any(not i < n_levels for i in self.attention_levels):
+            raise ValueError(f"attention_levels must lie in 0..{n_levels - 1}, "
+                             f"got {self.attention_levels}")
+        if any(w % self.num_groups for w in widths):
+            raise ValueError(f"num_groups={self.num_groups} must divide every level "
+                             f"width {widths}")
+        if _checks.number(self.dropout, "dropout", minimum=0.0) >= 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
 
 NET_SIZES = {
     # 8x8 digits: levels 8 -> 4 -> 2, attention at 4x4.
@@ -58,8 +82,11 @@ def net_config(size, **overrides):
 
     Keyword overrides replace fields, e.g. ``net_config("small", image_channels=3)``.
     """
-    if size not in NET_SIZES:
+    if not isinstance(size, str) or size not in NET_SIZES:
         raise ValueError(f"size must be one of {sorted(NET_SIZES)}, got {size!r}")
+    unknown = sorted(set(overrides) - set(UNetConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown UNetConfig fields: {unknown}")
     return replace(NET_SIZES[size], **overrides)
 
 
@@ -127,19 +154,10 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg
+        if not isinstance(cfg, UNetConfig):
+            raise ValueError(f"cfg must be a UNetConfig, got {type(cfg).__name__}")
         ch, groups, n_levels = cfg.channels, cfg.num_groups, len(cfg.channel_mults)
-        _checks.positive_int(ch, "channels"), _checks.positive_int(groups, "num_groups")
-        if n_levels < 1 or any(isinstance(m, bool) or int(m) != m or m < 1
-                               for m in cfg.channel_mults):
-            raise ValueError("channel_mults must be a non-empty tuple of integers "
-                             f">= 1, got {cfg.channel_mults!r}")
-        widths = [ch * m for m in cfg.channel_mults]
-        if any(w % groups for w in widths):
-            raise ValueError(f"num_groups={groups} must divide every level width "
-                             f"{widths}")
-        if any(not 0 <= i < n_levels for i in cfg.attention_levels):
-            raise ValueError(f"attention_levels must lie in 0..{n_levels - 1}, "
-                             f"got {cfg.attention_levels}")
+        widths = [ch * m for m in cfg.channel_mults]   # checked by UNetConfig
         time_dim = 4 * ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(),
                                       nn.Linear(time_dim, time_dim))
