@@ -4,13 +4,13 @@ One module per idea, in the order the book teaches them (see the book's chapter 
 ``process`` (forward pure-death process), ``schedule`` (observation times, loss weights,
 the importance-sampling grid), ``bridge`` (reverse-time quantities), ``oracle`` (the
 exact rate model of a finite data set), ``losses`` (training loss, ELBO), ``sampling``
-(the one reverse loop and the samplers on it), ``nets`` (U-Net), ``data`` (the dataset
-registry), ``presets`` (run settings and profiles), ``train`` (the training loop),
-``runs`` (run folders, checkpoints, generation), ``evaluate`` (metrics), ``baselines``
-(Gaussian diffusion), ``limits`` (large-count limit), ``inpainting`` (conditional
-generation), ``immigration`` (birth-death with immigration), ``plotting`` (figures and
-widgets). Private: ``_checks`` (argument rules), ``_files`` (file formats and
-downloads).
+(the one reverse loop and the samplers on it), ``nets`` (U-Net), ``ncsnpp`` (NCSN++, the
+official code's network), ``data`` (the dataset registry), ``presets`` (run settings and
+profiles), ``train`` (the training loop), ``runs`` (run folders, checkpoints,
+generation), ``evaluate`` (metrics), ``baselines`` (Gaussian diffusion), ``limits``
+(large-count limit), ``inpainting`` (conditional generation), ``immigration`` (birth-
+death with immigration), ``plotting`` (figures and widgets). Private: ``_checks``
+(argument rules), ``_files`` (file formats and downloads).
 
 Submodules are imported on first use, so ``import blackout_tutorial`` stays fast and
 ``blackout_tutorial.process`` works without a separate import.
@@ -20,7 +20,7 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "process", "schedule", "bridge", "losses", "sampling",
-           "oracle", "nets", "data", "presets", "train", "runs", "evaluate",
+           "oracle", "nets", "ncsnpp", "data", "presets", "train", "runs", "evaluate",
            "baselines", "limits", "inpainting", "immigration", "plotting"]
 _SUBMODULES = frozenset(__all__[1:])
 
