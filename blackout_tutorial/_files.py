@@ -4,11 +4,13 @@ The MNIST IDX parser, the CIFAR-10 tarball parser with a restricted unpickler (o
 numpy arrays and plain containers load: a planted payload fails instead of running),
 file digests and the checked, atomic download of :func:`fetch`.
 """
+import functools
 import gzip
 import hashlib
 import io
 import os
 import pickle
+import re
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -106,6 +108,61 @@ def file_digest(path, algorithm="md5"):
     return digest.hexdigest()
 
 
+def atomic_write(path, write):
+    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, rename it.
+
+    The temporary name is ``.<name>.tmp<pid>``; it is removed if ``write`` raises, and
+    one left by a killed process is removed by :func:`remove_stale_temporaries`.
+    """
+    tmp = (path := Path(path)).with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())   # the data reach the disk before the rename
+        os.replace(tmp, path)      # atomic on POSIX and Windows
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if os.name == "posix":         # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        except OSError:            # some file systems cannot sync a folder
+            pass
+        finally:
+            os.close(fd)
+    return path
+
+
+def _running(pid):
+    if pid == os.getpid() or os.name != "posix":
+        return False               # ours (not writing yet) or unknowable: stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                # e.g. PermissionError: the process exists
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, names=None):
+    """Remove the temporary files of :func:`atomic_write` (and of older versions'
+    downloads, ``<name>.tmp<pid>``) that a killed process left in ``folder``; only
+    those of ``names`` when given. Returns the removed paths."""
+    folder, removed = Path(folder), []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = re.fullmatch(r"\.(.+)\.tmp(\d+)", p.name) or (
+            names is not None and re.fullmatch(r"(.+)\.tmp(\d+)", p.name))
+        if m and (names is None or m.group(1) in names) and p.is_file() \
+                and not _running(int(m.group(2))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def _download(url, timeout=60):
     """The bytes behind ``url`` (the one network call of the package; tests replace
     it)."""
@@ -117,11 +174,14 @@ def fetch(urls, path, md5, download=True):
     """Make sure ``path`` exists with the given MD5, downloading it from ``urls`` if
     needed.
 
-    The download is written to a temporary file and moved into place with ``os.replace``
-    only once its checksum matches, so an interrupted download never leaves a truncated
-    file behind. Raises ``DownloadError`` with what to fetch and where to put it.
+    The download is written to a temporary file in the same folder, fsynced, checked
+    against ``md5`` on disk and only then renamed to ``path`` (:func:`atomic_write`), so
+    an interrupted download never leaves a file that passes for data; temporary files
+    of a killed download are removed at the next call. Raises ``DownloadError`` with
+    what to fetch and where to put it.
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent, names={path.name})
     manual = (f"Download {urls[0]} by hand and save it as {path} (md5 {md5}), "
               f"or point data_dir / BLACKOUT_DATA_DIR to a folder that holds it.")
     if path.exists():
@@ -144,13 +204,18 @@ def fetch(urls, path, md5, download=True):
             errors.append(f"{url}: checksum mismatch")
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, functools.partial(_write_checked, payload=payload,
+                                                    md5=md5))
     raise DownloadError(
         f"could not download {path.name} ({'; '.join(errors)}). {manual}"
     )
+
+
+def _write_checked(tmp, payload, md5):
+    tmp.write_bytes(payload)
+    if file_digest(tmp, "md5") != md5:
+        raise DownloadError(f"{tmp} does not hold the downloaded bytes (md5 differs "
+                            f"after writing): disk full or failing?")
 
 
 def write_cifar_tarball(path, images, labels, n_train, label_names, note=""):

@@ -7,6 +7,7 @@ seconds, loss history; tensors only), ``history.csv`` and ``samples/*.png``, ato
 (``samples`` uint8 ``[N, C, H, W]`` + ``n_max``), NHWC ``arr_0`` for FID tools, PNG
 folders (Chapter 9).
 """
+import csv
 import importlib
 import json
 import os
@@ -16,13 +17,18 @@ import numpy as np
 import torch
 
 from blackout_tutorial import _checks, data, nets, presets, sampling, schedule
-
-CHECKPOINT = "checkpoint.pt"
-FORMAT = "blackout-tutorial-checkpoint-v1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, not ours, or belongs to a different configuration."""
+from blackout_tutorial._checkpoint import (  # noqa: F401  (re-exported)
+    CHECKPOINT,
+    FORMAT,
+    CheckpointError,
+    payload_digest,
+    read_checkpoint,
+    write_checkpoint,
+)
+from blackout_tutorial._files import (  # noqa: F401  (re-exported)
+    atomic_write,
+    remove_stale_temporaries,
+)
 
 
 def build_rate_model(preset, n_max):
@@ -47,45 +53,26 @@ def image_spec(name):
     return tuple(data.dataset_spec(name).shape), int(data.dataset_spec(name).n_max)
 
 
-def atomic_write(path, write):
-    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, rename it."""
-    tmp = (path := Path(path)).with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)        # atomic on POSIX and Windows
-
-
 def save_checkpoint(path, preset, step, model, ema, optimizer, history, seconds,
                     build_model=build_rate_model):
-    """Write a full checkpoint atomically; ``torch.load(weights_only=True)`` reads."""
-    state = {"format": FORMAT, "config": json.dumps(presets.to_dict(preset)),
-             "step": step, "seconds": seconds, "model": model.state_dict(),
-             "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-             "builder": builder_name(build_model),
-             "history": torch.as_tensor(np.asarray(history, np.float64).reshape(-1, 3))}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Write a full checkpoint atomically, with its payload SHA-256
+    (``torch.load(weights_only=True)`` reads it; :func:`read_checkpoint` verifies)."""
+    write_checkpoint(path, {
+        "config": json.dumps(presets.to_dict(preset)), "step": step,
+        "seconds": seconds, "model": model.state_dict(), "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(), "builder": builder_name(build_model),
+        "history": torch.as_tensor(np.asarray(history, np.float64).reshape(-1, 3))})
 
 
-def read_checkpoint(path, map_location="cpu"):
-    """Load and validate a checkpoint (full or exported); ``CheckpointError`` if bad."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, pickled code, ...
-        raise CheckpointError(f"{path} is corrupted or not a checkpoint ({err!r}); "
-                              f"delete it to start the run from scratch") from None
-    ok = isinstance(state, dict) and state.get("format") == FORMAT
-    if not ok or "ema" not in state:
-        raise CheckpointError(f"{path} is not a blackout_tutorial checkpoint")
-    try:
-        state["preset"] = presets.from_dict(json.loads(state["config"]))
-    except (ValueError, TypeError, KeyError) as err:
-        raise CheckpointError(f"{path} holds an unreadable config: {err}") from None
-    state.setdefault("builder", builder_name(build_rate_model))
-    return state
+def write_history(path, history):
+    """Write ``history.csv`` (step, loss, lr, grad_norm) of a run folder atomically."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["step", "loss", "lr", "grad_norm"])
+            for i, (loss, lr, norm) in enumerate(history):
+                out.writerow([i + 1, f"{loss:.6g}", f"{lr:.6g}", f"{norm:.6g}"])
+    atomic_write(path, write)
 
 
 def _flatten(d, prefix=""):
@@ -126,7 +113,7 @@ def load_model(path, ema=True, device=None):
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the configured network: "
                               f"{err}") from None
-    return model.to(device or presets.default_device()).eval(), preset
+    return model.to(presets.resolve_device(device)).eval(), preset
 
 
 def export(run_dir, path, dtype=torch.float16):
@@ -134,12 +121,11 @@ def export(run_dir, path, dtype=torch.float16):
     step, training seconds, loss history (the shipped files' format, Chapter 8)."""
     path_in = Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir
     state = read_checkpoint(path_in)
-    small = {"format": FORMAT, "config": state["config"], "step": state["step"],
+    small = {"config": state["config"], "step": state["step"],
              "ema": {k: v.to(dtype) for k, v in state["ema"].items()},
              "seconds": float(state["seconds"]), "history": state["history"].float(),
              "builder": state["builder"]}
-    atomic_write(path, lambda tmp: torch.save(small, tmp))
-    return Path(path)
+    return write_checkpoint(path, small)
 
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -207,10 +193,14 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
     model = run_or_model
     if isinstance(model, (str, os.PathLike)):
         model, preset = load_model(model, device=device)
-    if preset is None:
-        raise ValueError("preset is required when run_or_model is a model")
+    if not isinstance(preset, presets.Preset):
+        raise ValueError(f"preset must be a presets.Preset (required when run_or_model "
+                         f"is a model), got {type(preset).__name__}")
     params = list(model.parameters()) if hasattr(model, "parameters") else []
-    device = torch.device(device) if device else (params[0].device if params else None)
+    device = presets.resolve_device(device) if device is not None else (
+        params[0].device if params else None)
+    if shard_dir is not None:
+        remove_stale_temporaries(shard_dir)
     shape, n_max = image_spec(preset.dataset)
     steps = _checks.positive_int(steps or preset.sample_steps, "steps")
     method = method or preset.sample_method

@@ -15,7 +15,6 @@ count; cuDNN kernels may vary) without saving RNG states. Multi-GPU: ``torchrun
 DistributedDataParallel averages the gradients.
 """
 import copy
-import csv
 import functools
 import json
 import math
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from blackout_tutorial import losses, nets, presets, runs, schedule
+from blackout_tutorial import _checks, _ddp, losses, nets, presets, runs, schedule
 from blackout_tutorial.data import load_dataset, random_hflip
 
 
@@ -70,7 +69,7 @@ def batch_indices(n_items, batch_size, step, seed):
     Epoch e = step // (n_items // batch_size) uses ``randperm`` seeded by (seed, e); the
     last partial batch of each epoch is dropped, so every batch is full.
     """
-    per_epoch = n_items // batch_size
+    per_epoch = n_items // _checks.positive_int(batch_size, "batch_size")
     if per_epoch < 1:
         raise ValueError(
             f"batch_size={batch_size} exceeds the {n_items} training images")
@@ -130,17 +129,18 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
     (with a checkpoint), as an interruption would; ``progress`` is on unless env
     ``BLACKOUT_PROGRESS=0``. A non-finite loss or gradient raises FloatingPointError.
     """
-    device = torch.device(device) if device else presets.default_device()
-    rank, world, device, started = _distributed(device)
+    _check_arguments(preset, out_dir, loss, build_model, dataset, stop_at)
+    rank, world, device, started = _ddp.setup(presets.resolve_device(device))
     if preset.train.batch_size % world:
         raise ValueError(f"batch_size={preset.train.batch_size} must be divisible "
                          f"by the {world} processes")
     if progress is None:
         progress = os.environ.get("BLACKOUT_PROGRESS", "1") != "0"
     try:
-        data = dataset
-        if data is None:
-            data = load_dataset(preset.dataset, data_dir)
+        data = load_dataset(preset.dataset, data_dir) if dataset is None else dataset
+        if preset.train.batch_size > len(data.train):
+            raise ValueError(f"batch_size={preset.train.batch_size} exceeds the "
+                             f"{len(data.train)} training images")
         loss = loss or blackout_objective(preset, device)
         run = _Run(preset, Path(out_dir), data, device, rank, world,
                    build_model or runs.build_rate_model)
@@ -150,18 +150,22 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
             dist.destroy_process_group()
 
 
-def _distributed(device):
-    """(rank, world_size, device, started) under torchrun, else (0, 1, device, False)"""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device, False
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world, device, started
+def _check_arguments(preset, out_dir, loss, build_model, dataset, stop_at):
+    """ValueError naming the argument; runs before anything is created."""
+    if not isinstance(preset, presets.Preset):
+        raise ValueError(f"preset must be a Preset, got {type(preset).__name__}")
+    if not isinstance(out_dir, (str, os.PathLike)) or Path(out_dir).is_file():
+        raise ValueError(f"out_dir must be a run folder, not a file, got {out_dir!r}")
+    for name, f in (("loss", loss), ("build_model", build_model)):
+        if f is not None and not callable(f):
+            raise ValueError(f"{name} must be callable or None, got {f!r}")
+    if stop_at is not None:
+        _checks.positive_int(stop_at, "stop_at", minimum=0)
+    shape, n_max = runs.image_spec(preset.dataset)
+    if dataset is not None and (getattr(dataset, "shape", None), getattr(
+            dataset, "n_max", None)) != (shape, n_max):
+        raise ValueError(f"dataset must hold images {shape} with n_max {n_max} (those "
+                         f"of preset.dataset {preset.dataset!r}), got {dataset!r:.80}")
 
 
 class _Run:
@@ -177,6 +181,8 @@ class _Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.train.lr)
         self.step, self.seconds, self.history = 0, 0.0, []
         path = out_dir / runs.CHECKPOINT
+        if rank == 0:   # what a killed checkpoint write left behind
+            runs.remove_stale_temporaries(out_dir)
         if path.exists():
             self._resume(path)
         elif rank == 0:
@@ -186,10 +192,18 @@ class _Run:
 
     def _resume(self, path):
         state = runs.read_checkpoint(path, map_location=self.device)
+        if "optimizer" not in state or "model" not in state:
+            raise runs.CheckpointError(
+                f"{path} is an export (EMA weights only, no optimiser state) and "
+                f"cannot be resumed: train into another folder")
         runs.check_same_run(state, self.preset, self.build_model, path)
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise runs.CheckpointError(f"{path}: the saved weights do not fit the "
+                                       f"network ({err})") from None
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
         self.history = state["history"].tolist()
 
@@ -199,14 +213,11 @@ class _Run:
                 self.out_dir / runs.CHECKPOINT, self.preset, self.step, self.model,
                 self.ema, self.optimizer, self.history, self.seconds + elapsed,
                 self.build_model)
-            _write_history(self.out_dir / "history.csv", self.history)
+            runs.write_history(self.out_dir / "history.csv", self.history)
 
     def loop(self, loss, progress, stop_at):
         cfg, started_at = self.preset.train, time.perf_counter()
-        net = self.model
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        net = _ddp.wrap(self.model, self.device, self.world)
         images = self.data.train.to(self.device)
         end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
         bar = _progress_bar(progress, self.step, cfg.steps, self.preset.name)
@@ -277,16 +288,6 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
             f"train.lr or train.grad_clip, or delete the checkpoint to restart.")
     optimizer.step()
     return loss_value, lr, norm_value
-
-
-def _write_history(path, history):
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(["step", "loss", "lr", "grad_norm"])
-            for i, (loss, lr, norm) in enumerate(history):
-                out.writerow([i + 1, f"{loss:.6g}", f"{lr:.6g}", f"{norm:.6g}"])
-    runs.atomic_write(path, write)
 
 
 def _progress_bar(enabled, initial, total, name):

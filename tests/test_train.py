@@ -181,7 +181,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits, monkeypatc
 
 
 def test_batch_must_split_evenly_over_processes(tmp_path, digits, monkeypatch):
-    monkeypatch.setattr(train, "_distributed", lambda device: (0, 3, device, False))
+    monkeypatch.setattr(train._ddp, "setup", lambda device: (0, 3, device, False))
     with pytest.raises(ValueError, match="divisible by the 3 processes"):
         train.train(micro_preset(), tmp_path / "run", dataset=digits, progress=False)
 
