@@ -29,7 +29,10 @@ LOG_SNR_RANGE = (-10.0, 10.0)
 
 
 def _check_range(log_snr_range):
-    low, high = (float(v) for v in log_snr_range)
+    try:
+        low, high = (float(v) for v in log_snr_range)
+    except (TypeError, ValueError):
+        low = high = math.nan
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"log_snr_range must be finite (min, max) with min < max, "
                          f"got {log_snr_range!r}")
@@ -47,9 +50,7 @@ def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
     """
     low, high = _check_range(log_snr_range)
     dtype = None if torch.is_tensor(u) else torch.get_default_dtype()
-    u = torch.as_tensor(u, dtype=dtype)
-    if bool((u < 0).any()) or bool((u > 1).any()):
-        raise ValueError("u must lie in [0, 1]")
+    u = _checks.in_range(torch.as_tensor(u, dtype=dtype), "u", what="values")
     b = math.atan(math.exp(-high / 2))
     a = math.atan(math.exp(-low / 2)) - b
     return -2 * torch.log(torch.tan(a * u + b))
@@ -66,7 +67,7 @@ def to_signed(counts, n_max):
     (Chapter 10); float32, or float64 for float64 counts.
     """
     dtype = torch.promote_types(counts.dtype, torch.float32)
-    return 2.0 * counts.to(dtype) / n_max - 1.0
+    return 2.0 * counts.to(dtype) / _checks.positive_int(n_max, "n_max") - 1.0
 
 
 def gaussian_noising(counts, t, n_max, generator=None):
@@ -77,7 +78,7 @@ def gaussian_noising(counts, t, n_max, generator=None):
     abar = e^{-t}, eps ~ N(0, I): the signal fraction of the blackout image at time t,
     off the lattice.
     """
-    x0 = to_signed(_checks.counts(counts, "counts").double(), n_max)
+    x0 = to_signed(_checks.counts(counts, "counts", n_max).double(), n_max)
     alpha_bar = math.exp(-_checks.number(t, "t", minimum=0.0))
     eps = torch.randn(x0.shape, dtype=torch.float64, generator=generator)
     return math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * eps
@@ -85,6 +86,7 @@ def gaussian_noising(counts, t, n_max, generator=None):
 
 def to_counts(x, n_max):
     """Nearest count of x in [-1, 1] (inverse of ``to_signed``, clipped), long."""
+    x, n_max = _checks.finite(x, "x"), _checks.positive_int(n_max, "n_max")
     return torch.round((x + 1.0) * n_max / 2.0).clamp(0, n_max).long()
 
 
@@ -108,10 +110,12 @@ def _alpha_sigma(log_snr, ndim):
     return tuple(torch.sigmoid(v).sqrt().reshape(shape) for v in (log_snr, -log_snr))
 
 
-def predict_x0(model, x, log_snr):
-    """x0_hat = (x_u - sigma_u eps_hat) / alpha_u (Chapter 10)."""
+def predict_x0(model, x, log_snr, step=None):
+    """x0_hat = (x_u - sigma_u eps_hat) / alpha_u (Chapter 10); eps_hat must be
+    finite and of x's shape (``ValueError`` naming the model output and ``step``)."""
     alpha, sigma = _alpha_sigma(log_snr, x.ndim)
-    return (x - sigma * model(x, log_snr)) / alpha
+    eps = _checks.output(model(x, log_snr), x.shape, step=step)
+    return (x - sigma * eps) / alpha
 
 
 def build_eps_model(preset, n_max):
@@ -136,7 +140,8 @@ def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
     with times uniform in logit(e^{-t}).
     """
     _checks.one_of(weighting, WEIGHTINGS, "weighting")
-    x = to_signed(counts, n_max)
+    x = to_signed(_checks.batch(counts, "counts", _checks.positive_int(n_max, "n_max")),
+                  n_max)
     u = torch.rand(x.shape[0], device=x.device, generator=generator)
     if weighting == "simple":
         log_snr = cosine_log_snr(u)
@@ -145,7 +150,8 @@ def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
         log_snr = low + (high - low) * u
     alpha, sigma = _alpha_sigma(log_snr, x.ndim)
     eps = torch.randn(x.shape, device=x.device, generator=generator)
-    return F.mse_loss(model(alpha * x + sigma * eps, log_snr), eps)
+    eps_hat = _checks.output(model(alpha * x + sigma * eps, log_snr), x.shape)
+    return F.mse_loss(eps_hat, eps)
 
 
 def _posterior(x_t, x0_hat, log_snr_t, log_snr_s):
@@ -181,14 +187,16 @@ def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=Tr
     the sample. Returns long ``shape``.
     """
     if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
+        params = next(model.parameters(), None) if isinstance(
+            model, torch.nn.Module) else None
+        device = params.device if params is not None else "cpu"
+    device, n_max = torch.device(device), _checks.positive_int(n_max, "n_max")
     log_snr = _grid(T, device)
-    x = torch.randn(tuple(shape), device=device, generator=generator)
+    x = torch.randn(_checks.batch_shape(shape), device=device, generator=generator)
     with torch.no_grad():
         for k in range(len(log_snr) - 1, 0, -1):
             lam = log_snr[k].expand(x.shape[0])
-            x0_hat = predict_x0(model, x, lam)
+            x0_hat = predict_x0(model, x, lam, step=k)
             if clip:
                 x0_hat = x0_hat.clamp(-1, 1)
             mean, std = _posterior(x, x0_hat, lam, log_snr[k - 1].expand(x.shape[0]))
@@ -203,8 +211,9 @@ def discretized_gaussian_log_prob(counts, mean, std, n_max):
     Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's
     decoder). Elementwise, float64.
     """
-    x = to_signed(counts, n_max).double()
-    mean = mean.double()
+    x = to_signed(_checks.counts(counts, "counts", n_max), n_max).double()
+    mean = _checks.finite(mean, "mean").double()
+    std = _checks.finite(std, "std", minimum=0, strict=True)
     half = 1.0 / n_max
     upper = torch.where(counts >= n_max, torch.full_like(x, math.inf), x + half)
     lower = torch.where(counts <= 0, torch.full_like(x, -math.inf), x - half)
@@ -239,8 +248,8 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
     drawn uniformly (shared by the batch) times T / m: unbiased, m network calls
     instead of T. ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
     """
-    _checks.counts(counts, "counts")
-    x = to_signed(counts, n_max)
+    x = to_signed(_checks.batch(counts, "counts", _checks.positive_int(n_max, "n_max")),
+                  n_max)
     batch = x.shape[0]
     log_snr = _grid(T, x.device)
     T = len(log_snr) - 1
@@ -262,7 +271,7 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
             lam = log_snr[k].expand(batch)
             alpha, sigma = _alpha_sigma(lam, x.ndim)
             x_u = alpha * x + sigma * noise()
-            x0_hat = predict_x0(model, x_u, lam)
+            x0_hat = predict_x0(model, x_u, lam, step=k)
             term = 0.5 * weight * (snr[k - 1] - snr[k]) * (x - x0_hat).double() ** 2
             diffusion = diffusion + term.flatten(1).sum(1)
     alpha0, sigma0 = _alpha_sigma(log_snr[0].expand(batch), x.ndim)
@@ -286,4 +295,5 @@ def gaussian_objective(n_max, weighting="simple"):
     """The Gaussian loss as ``train.train(..., loss=)`` calls it, ``f(model, x0,
     generator=)``: :func:`gaussian_loss` with ``n_max`` and ``weighting``."""
     _checks.one_of(weighting, WEIGHTINGS, "weighting")
+    n_max = _checks.positive_int(n_max, "n_max")
     return functools.partial(gaussian_loss, n_max=n_max, weighting=weighting)

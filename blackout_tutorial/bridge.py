@@ -38,14 +38,6 @@ def birth_factor(t):
     return 1.0 / torch.expm1(t)
 
 
-def _broadcasts(a, b):
-    try:
-        torch.broadcast_shapes(a.shape, b.shape)
-    except RuntimeError:
-        return False
-    return True
-
-
 def bridge_probability(s, t):
     """q = (e^{-s} - e^{-t}) / (1 - e^{-t}) for 0 <= s < t (Eq. ch4-bridge-prob, Chapter
     4).
@@ -56,10 +48,7 @@ def bridge_probability(s, t):
     broadcast; returns float64.
     """
     s, t = _checks.times(s, "s"), _checks.times(t)
-    if not _broadcasts(s, t):
-        raise ValueError(f"s and t must broadcast, got shapes {tuple(s.shape)} and "
-                         f"{tuple(t.shape)}")
-    s, t = torch.broadcast_tensors(s, t.to(s.device))
+    s, t = _checks.broadcast(s, t.to(s.device), ("s", "t"))
     if bool((s >= t).any()):
         raise ValueError(
             "s must be < t elementwise (the bridge goes backwards, from t down to s)"

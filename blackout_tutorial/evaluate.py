@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.linalg
+import scipy.stats
 import torch
 
 from blackout_tutorial import _checks
@@ -29,7 +30,7 @@ from blackout_tutorial import _checks
 
 def feature_statistics(features):
     """Mean and covariance ``(mu, sigma)`` of features ``[N, d]`` (Chapter 10)."""
-    f = np.asarray(features, dtype=np.float64)
+    f = _checks.finite(np.asarray(features, dtype=np.float64), "features").numpy()
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features must have shape [N, d] with N >= 2, got {f.shape}")
     return f.mean(axis=0), np.cov(f, rowvar=False)
@@ -47,6 +48,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     """
     mu1, mu2 = (np.atleast_1d(np.asarray(m, float)) for m in (mu1, mu2))
     sigma1, sigma2 = (np.atleast_2d(np.asarray(s, float)) for s in (sigma1, sigma2))
+    _checks.finite(np.concatenate([mu1.ravel(), mu2.ravel(), sigma1.ravel(),
+                                   sigma2.ravel()]), "mu1, mu2, sigma1 and sigma2")
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(f"mu1, mu2 must be [d] and sigma1, sigma2 [d, d] with "
@@ -75,11 +78,10 @@ def _real_part(root, sigma1, sigma2):
     return root.real
 
 
-def _flat(images, n_max):
-    x = torch.as_tensor(images).detach().cpu().double()
-    if x.ndim < 2:
-        raise ValueError(f"images must have shape [N, ...], got {tuple(x.shape)}")
-    return (x.reshape(x.shape[0], -1) / n_max).numpy()
+def _flat(images, n_max=None, name="images", scaled=False):
+    x = _checks.batch(torch.as_tensor(images).detach().cpu(), name, n_max, 2)
+    x = x.reshape(x.shape[0], -1)
+    return (x.double() / n_max).numpy() if scaled else x
 
 
 @dataclass
@@ -90,17 +92,17 @@ class DigitClassifier:
 
     def probabilities(self, images):
         """Class probabilities ``[N, 10]`` of count images ``[N, ...]``."""
-        return self.model.predict_proba(_flat(images, self.n_max))
+        return self.model.predict_proba(_flat(images, self.n_max, scaled=True))
 
     def features(self, images):
         """The classifier's logits ``[N, 10]``: the Frechet distance's feature space."""
-        return self.model.decision_function(_flat(images, self.n_max))
+        return self.model.decision_function(_flat(images, self.n_max, scaled=True))
 
 
 def fit_digit_classifier(train_images, labels, n_max, C=1.0, seed=0):
     """Fit a :class:`DigitClassifier` on real training images and labels (Chapter 7)."""
     from sklearn.linear_model import LogisticRegression
-    x = _flat(train_images, n_max)
+    x = _flat(train_images, _checks.positive_int(n_max, "n_max"), "train_images", True)
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     if y.shape != (x.shape[0],):
         raise ValueError(f"labels must have shape [N] = [{x.shape[0]}], got {y.shape}")
@@ -115,7 +117,8 @@ def classifier_metrics(classifier, images, reference=None, threshold=0.9):
     ``class_fractions`` (``[n_classes]`` shares of the predicted labels),
     ``min_class_fraction``, and ``frechet_distance`` to the ``reference`` images.
     """
-    probs = classifier.probabilities(images)
+    threshold = _checks.probability(threshold, "threshold")
+    probs = classifier.probabilities(images)   # checks counts in 0..n_max
     predicted = probs.argmax(axis=1)
     fractions = np.bincount(predicted, minlength=probs.shape[1]) / len(predicted)
     out = {"confident_fraction": float((probs.max(axis=1) >= threshold).mean()),
@@ -130,7 +133,7 @@ def classifier_metrics(classifier, images, reference=None, threshold=0.9):
 def pixel_marginal_samples(train_images, n, generator=None):
     """A trivial baseline generator: every pixel drawn independently from its marginal
     over the training images (right pixel statistics, no shapes), Chapter 7."""
-    x = train_images.reshape(train_images.shape[0], -1)
+    x, n = _flat(train_images, name="train_images"), _checks.positive_int(n, "n")
     picks = torch.randint(0, x.shape[0], (n, x.shape[1]), generator=generator)
     return x.gather(0, picks).reshape(n, *train_images.shape[1:])
 
@@ -142,12 +145,12 @@ def pixel_marginal_bits_per_dim(train_images, test_images, n_max, alpha=1.0):
     p_j(v) = (count_j(v) + alpha) / (N + alpha (n_max + 1)), v = 0..n_max.
     Returns a float64 tensor ``[N_test]``.
     """
-    train = train_images.reshape(train_images.shape[0], -1).long()
-    test = test_images.reshape(test_images.shape[0], -1).long()
+    n_max = _checks.positive_int(n_max, "n_max")
+    alpha = _checks.number(alpha, "alpha", minimum=0, strict=True)
+    train = _flat(train_images, n_max, "train_images").long()
+    test = _flat(test_images, n_max, "test_images").long()
     if train.shape[1] != test.shape[1]:
         raise ValueError("train_images and test_images must have the same image shape")
-    if any(bool(((v > n_max) | (v < 0)).any()) for v in (train, test)):
-        raise ValueError(f"images must hold counts in 0..n_max = {n_max}")
     counts = torch.zeros(train.shape[1], n_max + 1, dtype=torch.float64)
     counts.scatter_add_(1, train.T, torch.ones(train.T.shape, dtype=torch.float64))
     log_p = torch.log((counts + alpha) / (train.shape[0] + alpha * (n_max + 1)))
@@ -230,12 +233,11 @@ def inception_fid(sample_dir, reference="cifar10-train", backend=None, device=No
     backend = available_fid_backend() if backend is None else backend
     if backend is None:
         raise ImportError(FID_INSTALL_HINT)
-    if backend not in FID_BACKENDS:
-        raise ValueError(f"backend must be one of {FID_BACKENDS}, got {backend!r}")
-    sample_dir = Path(sample_dir)
-    if not sample_dir.is_dir() or not any(sample_dir.glob("*.png")):
-        raise ValueError(
-            f"sample_dir must be a folder of PNG images, got {str(sample_dir)!r}")
+    _checks.one_of(backend, FID_BACKENDS, "backend")
+    if not isinstance(sample_dir, (str, Path)) or not any(
+            Path(sample_dir).glob("*.png")):
+        raise ValueError(f"sample_dir must be a folder of PNG images, got "
+                         f"{sample_dir!r}")
     registered = reference == "cifar10-train"
     if not registered and not Path(reference).exists():
         raise ValueError(f"reference must be 'cifar10-train' or an existing folder, "
@@ -273,10 +275,9 @@ def chi_square_test(samples, pmf, min_expected=5.0):
     ``min_expected`` samples, the validity rule of the chi-square approximation.
     Returns Python numbers ``(statistic, p_value, n_bins)``; a tiny p-value rejects pmf.
     """
-    from scipy import stats
-
     samples = _checks.counts(torch.as_tensor(samples).reshape(-1).cpu(), "samples")
-    pmf = _checks.finite(pmf, "pmf").to(torch.float64).reshape(-1).cpu()
+    pmf = _checks.probability_vector(torch.as_tensor(pmf).cpu(), "pmf", 1e-6, True)
+    min_expected = _checks.number(min_expected, "min_expected", minimum=0, strict=True)
     if bool((samples >= pmf.numel()).any()):
         raise ValueError("samples must lie in 0..len(pmf)-1 (a sample has zero "
                          "probability under pmf)")
@@ -286,15 +287,13 @@ def chi_square_test(samples, pmf, min_expected=5.0):
     for o, e in zip(observed, expected):
         o_acc, e_acc = o_acc + o, e_acc + e
         if e_acc >= min_expected:
-            obs_bins.append(o_acc)
-            exp_bins.append(e_acc)
+            obs_bins, exp_bins = obs_bins + [o_acc], exp_bins + [e_acc]
             o_acc, e_acc = 0.0, 0.0
     if not exp_bins:
-        raise ValueError(
-            f"too few samples: no bin reaches min_expected = {min_expected}")
+        raise ValueError(f"too few samples for min_expected = {min_expected}")
     obs_bins[-1] += o_acc  # the left-over tail joins the last full bin
     exp_bins[-1] += e_acc
     if len(exp_bins) == 1:
         return 0.0, 1.0, 1  # one bin: nothing to test (all mass in one place)
-    statistic, p_value = stats.chisquare(obs_bins, exp_bins)
+    statistic, p_value = scipy.stats.chisquare(obs_bins, exp_bins)
     return float(statistic), float(p_value), len(exp_bins)

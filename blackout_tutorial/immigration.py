@@ -25,6 +25,9 @@ import torch
 
 from blackout_tutorial import _checks, process
 
+#: Most values ``sample_reverse`` puts in its tables (one [n_max+1]^2 per grid time).
+MAX_TABLE = 10 ** 8
+
 
 def _check_rate(lam):
     return _checks.number(lam, "lam (the immigration rate)", minimum=0)
@@ -65,8 +68,9 @@ def solve_master_equation(p0, times, lam):
 def poisson_pmf(mean, n_max):
     """Poisson(mean) probabilities of n = 0..n_max, last dim; ``mean`` broadcasts
     (Chapter 11). float64."""
-    mean = torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1)
-    n = torch.arange(n_max + 1, dtype=torch.float64)
+    mean = _checks.finite(mean, "mean", minimum=0).to(torch.float64).unsqueeze(-1)
+    n = torch.arange(_checks.count(n_max, "n_max") + 1, dtype=torch.float64,
+                     device=mean.device)
     return torch.exp(torch.xlogy(n, mean) - mean - torch.lgamma(n + 1))
 
 
@@ -110,6 +114,7 @@ def sample_forward(x0, t, lam, generator=None):
     survivors = process.sample_forward(x0, t, generator=generator)
     mean = lam * -torch.expm1(-_checks.per_sample(_checks.times(t).to(x0.device), x0))
     rates = mean.expand(x0.shape).to(torch.float64).contiguous()
+    _checks.poisson_mean(rates, "lam (1 - e^{-t}) (the immigrants' Poisson mean)")
     immigrants = torch.poisson(rates, generator=generator).to(x0.dtype)
     return survivors + immigrants, survivors
 
@@ -154,8 +159,11 @@ def reverse_rates(dead_mean, immigrant_mean, t, lam):
         _checks.number(t, "t", minimum=0, strict=True), dtype=torch.float64
     )
     p, one_minus_p = torch.exp(-t), -torch.expm1(-t)
-    dead_mean = torch.as_tensor(dead_mean, dtype=torch.float64)
-    immigrant_mean = torch.as_tensor(immigrant_mean, dtype=torch.float64)
+    dead_mean, immigrant_mean = (_checks.finite(v, name, minimum=0).to(torch.float64)
+                                 for v, name in ((dead_mean, "dead_mean"),
+                                                 (immigrant_mean, "immigrant_mean")))
+    dead_mean, immigrant_mean = _checks.broadcast(dead_mean, immigrant_mean,
+                                                  ("dead_mean", "immigrant_mean"))
     return p / one_minus_p * dead_mean + lam * one_minus_p, immigrant_mean / one_minus_p
 
 
@@ -177,6 +185,9 @@ def sample_reverse(data_probs, lam, times, n_paths, generator=None):
     )
     times, n_paths = _checks.time_grid(times), _checks.positive_int(n_paths, "n_paths")
     n_max = int(data_probs.numel() - 1 + lam + 12 * (lam ** 0.5 + 1))
+    if (len(times) + 1) * (n_max + 1) ** 2 > MAX_TABLE:
+        raise ValueError(f"lam = {lam:g} and times need {len(times) + 1} tables of "
+                         f"{n_max + 1}^2 values, more than MAX_TABLE = {MAX_TABLE:g}")
     grid = torch.cat([times.new_zeros(1), times]).flip(0)  # t_end, ..., t_0, 0
     # P_t(n) = sum_x0 pi(x0) P(n | x0) at every grid time at once:
     # [len(grid), n_max + 1].

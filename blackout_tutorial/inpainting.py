@@ -88,8 +88,12 @@ def box_mask(shape, top, left, height, width, observed=True):
     ``observed=False`` hides the box (inpaint a hole); ``observed=True`` shows only the
     box (outpaint around it).
     """
+    shape = _checks.batch_shape(shape)
     if len(shape) != 4:
-        raise ValueError(f"shape must be [B, C, H, W], got {tuple(shape)}")
+        raise ValueError(f"shape must be [B, C, H, W], got {shape}")
+    top, left = _checks.count(top, "top"), _checks.count(left, "left")
+    height, width = (_checks.positive_int(v, n) for v, n in ((height, "height"),
+                                                             (width, "width")))
     h, w = shape[-2:]
     if not (0 <= top < top + height <= h and 0 <= left < left + width <= w):
         raise ValueError(

@@ -41,6 +41,7 @@ def feller_moments(x0, t, omega):
     """
     omega, t = _positive(omega, "omega"), _checks.times(t)
     x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)
+    x0, t = _checks.broadcast(x0, t.to(x0.device), ("x0", "t"))
     p = torch.exp(-t)
     return x0 * p, x0 * p * (1 - p) / omega
 
@@ -54,6 +55,7 @@ def ou_moments(x0, t):
     (black).
     """
     t, x0 = _checks.times(t), _checks.finite(x0, "x0").to(torch.float64)
+    x0, t = _checks.broadcast(x0, t.to(x0.device), ("x0", "t"))
     p = torch.exp(-t)
     variance = -torch.expm1(-2 * t)
     return x0 * p, torch.broadcast_to(
@@ -76,9 +78,11 @@ def euler_maruyama(x0, drift, diffusion, t_end, n_steps, generator=None):
     dt = t_end / int(n_steps)
     x = x0.to(dtype)
     path = [x]
-    for _ in range(int(n_steps)):
+    for k in range(int(n_steps)):
         noise = torch.randn(x.shape, dtype=dtype, device=x.device, generator=generator)
-        x = x + drift(x) * dt + diffusion(x) * math.sqrt(dt) * noise
+        a = _checks.output(drift(x), x.shape, "drift output", step=k)
+        b = _checks.output(diffusion(x), x.shape, "diffusion output", step=k)
+        x = x + a * dt + b * math.sqrt(dt) * noise
         path.append(x)
     times = torch.linspace(0.0, t_end, int(n_steps) + 1, dtype=torch.float64)
     return times, torch.stack(path)
@@ -129,7 +133,8 @@ def sample_feller(x0, t, omega, generator=None):
     omega, t = _positive(omega, "omega"), _positive(t, "t")
     x0 = _check_start(x0, nonnegative=True).to(torch.float64)
     c = 2 * omega / -math.expm1(-t)
-    n = torch.poisson(c * x0 * math.exp(-t), generator=generator)
+    mean = _checks.poisson_mean(c * x0 * math.exp(-t), "2 omega x0 / (e^t - 1)")
+    n = torch.poisson(mean, generator=generator)
     # N = 0 is the atom at 0; the Gamma sampler needs shape >= 1, so those get a
     # dummy 1.
     gamma = standard_gamma(n.clamp_min(1.0), generator)
@@ -144,7 +149,8 @@ def standard_gamma(shape, generator=None):
     per round). Unlike ``torch.distributions.Gamma`` it takes a ``generator``.
     """
     # NaN would never be accepted (an endless loop): finite is part of the rule.
-    _checks.finite(shape, "shape", minimum=1)
+    shape = _checks.finite(shape, "shape", minimum=1)
+    shape = shape if shape.is_floating_point() else shape.to(torch.float64)
     d = shape - 1.0 / 3.0
     c = 1.0 / torch.sqrt(9.0 * d)
     out = torch.zeros_like(shape)
@@ -176,4 +182,6 @@ def extinction_probability(x0, t, omega):
     """
     omega, t = _positive(omega, "omega"), _positive(t, "t")
     x0 = _checks.finite(x0, "x0", minimum=0).to(torch.float64)
-    return torch.exp(-2 * omega * x0 * math.exp(-t) / -math.expm1(-t))
+    rate = 2 * omega * math.exp(-t) / -math.expm1(-t)   # inf for t -> 0: P = 0 ...
+    # ... unless x0 = 0, which is extinct already (P = 1, not exp(-0 inf) = NaN).
+    return torch.where(x0 > 0, torch.exp(-rate * x0), 1.0)

@@ -29,17 +29,11 @@ def poisson_loss(y_hat, y):
     expectation over y is minimised by y_hat = E[y]. y = 0 is safe; y_hat is clamped at
     ``EPS`` inside the log only. ``y_hat`` and ``y`` must have the same shape.
     """
+    y_hat, y = _checks.finite(y_hat, "y_hat", minimum=0), _checks.counts(y, "y")
     if y_hat.shape != y.shape:
         raise ValueError(f"y_hat and y must have the same shape, got "
                          f"{tuple(y_hat.shape)} and {tuple(y.shape)}")
     return y_hat - y * torch.log(y_hat.clamp_min(EPS))
-
-
-def _check_batch(x0, n_max=None):
-    _checks.count_tensor(x0, "x0", n_max)
-    if x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError(f"x0 must have shape [B, ...] with B >= 1, "
-                         f"got {tuple(x0.shape)}")
 
 
 def blackout_loss_terms(model, x0, times, weights, generator=None):
@@ -51,13 +45,9 @@ def blackout_loss_terms(model, x0, times, weights, generator=None):
     the factor T of the uniform draw, so the mean over the batch is an unbiased estimate
     of the weighted sum over time. ``generator`` must live on x0's device.
     """
-    _check_batch(x0)
+    _checks.batch(x0, "x0")
     times = _checks.times(times, "times").to(x0.device)
-    weights = _checks.finite(weights, "weights", minimum=0).to(x0.device)
-    if times.ndim != 1 or weights.shape != times.shape:
-        raise ValueError(f"times and weights must be 1-D of the same length, "
-                         f"got {tuple(times.shape)} "
-                         f"and {tuple(weights.shape)}")
+    weights = _checks.weights(weights, times).to(x0.device)
     k = schedule.sample_time_indices(x0.shape[0], times.numel(), generator=generator,
                                      device=x0.device)
     t = times[k]
@@ -106,7 +96,7 @@ def kl_binomial_poisson(y, q, y_hat, n_max):
     if _checks.probability(q, "q") == 0:
         raise ValueError(f"q must lie in (0, 1], got {q!r}")
     y = _checks.counts(y, "y", n_max=_checks.positive_int(n_max, "n_max"))
-    _checks.finite(y_hat, "y_hat", minimum=0)
+    y_hat = _checks.finite(y_hat, "y_hat", minimum=0)
     c = _step_constants(float(q), n_max).to(y.device)[y.long()]
     return c + q * poisson_loss(y_hat.to(torch.float64).clamp_min(EPS),
                                 y.to(torch.float64))
@@ -139,7 +129,7 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
     instead of T.
     """
     n_max = _checks.positive_int(n_max, "n_max")
-    _check_batch(x0, n_max)
+    _checks.batch(x0, "x0", n_max)
     q = step_probabilities(times)
     ks, scale = _choose_terms(q.numel(), n_terms, step_probs, generator)
     prior_count = n_max / 2 if prior_count is None else \

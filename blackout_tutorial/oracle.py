@@ -73,13 +73,15 @@ class Oracle:
         self.n_max = int(flat.max())
         self._cache = None
 
-    def _flatten(self, x_t):
-        _checks.tensor(x_t, "x_t")
-        if tuple(x_t.shape[1:]) != self.image_shape or x_t.ndim == 0:
+    def _flatten(self, x_t, name="x_t"):
+        _checks.count_tensor(x_t, name)
+        if x_t.ndim == 0 or tuple(x_t.shape[1:]) != self.image_shape:
             raise ValueError(
-                f"x_t must have shape [B, *{self.image_shape}], got {tuple(x_t.shape)}"
+                f"{name} must have shape [B, *{self.image_shape}], "
+                f"got {tuple(x_t.shape)}"
             )
-        return x_t.reshape(x_t.shape[0], -1).to(torch.float64)
+        d = math.prod(self.image_shape)
+        return x_t.reshape(x_t.shape[0], d).to(torch.float64)
 
     def _tables(self, device):
         """Per (pixel, value) tables over the support, ``[D (n_max+2), 2K]``, and the
@@ -117,8 +119,8 @@ class Oracle:
         meant for toys.
         """
         x = self._flatten(x_t)
-        t = _checks.times(t).to(x.device)
-        t = t.expand(x.shape[0])[:, None]
+        t = _checks.per_sample(_checks.times(t).to(x.device), x)
+        t = t.expand(x.shape[0], 1)
         tables, support_flat = self._tables(x.device)
         k = support_flat.shape[0]
         values = self.n_max + 2
@@ -172,9 +174,8 @@ class Oracle:
     def sample(self, n, generator=None):
         """``n`` exact draws from the data distribution, long ``[n, ...]`` (Chapter
         6)."""
-        idx = torch.multinomial(
-            self.probs, int(n), replacement=True, generator=generator
-        )
+        idx = torch.multinomial(self.probs, _checks.positive_int(n, "n"),
+                                replacement=True, generator=generator)
         return self.support[idx.to(self.support.device)]
 
     def empirical_probs(self, samples):
@@ -183,7 +184,9 @@ class Oracle:
 
         ``outside`` is the fraction of samples that match no support image.
         """
-        x = self._flatten(samples).long()
+        x = self._flatten(samples, "samples").long()
+        if x.shape[0] == 0:
+            raise ValueError("samples must hold at least one image, got 0")
         x0 = self.support.reshape(self.support.shape[0], -1).to(x.device)
         match = (x[:, None, :] == x0[None]).all(-1).to(torch.float64)   # [N, K]
         freq = match.mean(0)

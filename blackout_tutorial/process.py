@@ -46,7 +46,7 @@ def marginal_pmf(n0, t, n_max=None):
     if n_max is None:
         n_max = int(n0.max()) if n0.numel() else 0
     n_max = _checks.count(n_max, "n_max")
-    n0, t = _broadcast(n0, t)
+    n0, t = _checks.broadcast(n0, t, ("n0", "t"))
     n0, t = n0.unsqueeze(-1), t.unsqueeze(-1)
     n = torch.arange(n_max + 1, dtype=torch.float64, device=n0.device)
     possible = n <= n0
@@ -59,14 +59,6 @@ def marginal_pmf(n0, t, n_max=None):
         log_choose + n * log_p + torch.where(k > 0, k * log_q, torch.zeros_like(k))
     )
     return torch.where(possible, torch.exp(log_pmf), torch.zeros_like(log_pmf))
-
-
-def _broadcast(n0, t):
-    try:
-        return torch.broadcast_tensors(n0, t)
-    except RuntimeError:
-        raise ValueError(f"n0 and t must broadcast, got shapes {tuple(n0.shape)} and "
-                         f"{tuple(t.shape)}") from None
 
 
 def generator_matrix(n_max):

@@ -33,8 +33,10 @@ def round_counts(y_hat, rounding="stochastic", generator=None):
     ch6-stochastic-rounding, Chapter 6).
 
     Stochastic rounding returns floor(y) + Bernoulli(y - floor(y)), so its mean is y
-    exactly.
+    exactly. ``y_hat`` must be finite (``torch.binomial`` of a NaN count never returns).
     """
+    y_hat = _checks.finite(y_hat, "y_hat")
+    y_hat = y_hat if y_hat.is_floating_point() else y_hat.to(torch.get_default_dtype())
     if rounding == "nearest":
         return torch.round(y_hat)
     if rounding == "stochastic":
@@ -54,6 +56,7 @@ def tau_leaping_step(x, y_hat, q, n_max, generator=None):
     a rate cannot be negative); ``q``: the step's bridge probability. The upper clip is
     part of the algorithm: Poisson births are unbounded.
     """
+    x, y_hat, q = _checks.step_inputs(x, y_hat, q, n_max, poisson=True)
     births = torch.poisson(y_hat.clamp_min(0) * q, generator=generator)
     return (x + births.long()).clamp_(0, n_max)
 
@@ -64,6 +67,7 @@ def binomial_bridge_step(x, y_hat, q, n_max, rounding="stochastic", generator=No
 
     The clip keeps the result in [0, n_max]; it is part of the algorithm.
     """
+    x, y_hat, q = _checks.step_inputs(x, y_hat, q, n_max)
     room = (n_max - x).to(y_hat.dtype)
     count = torch.minimum(round_counts(y_hat, rounding, generator).clamp_min(0), room)
     prob = (
@@ -113,6 +117,7 @@ def reverse_steps(model, x, times, method="tau_leaping", n_max=255,
     _checks.one_of(method, METHODS, "method")
     _checks.one_of(rounding, ROUNDINGS, "rounding")
     n_max, times = _checks.positive_int(n_max, "n_max"), _checks.time_grid(times)
+    _checks.count_tensor(x, "x", n_max)
     # Every q_k and model time is prepared once: the loop never copies data to the host.
     q = step_probabilities(times).to(device=x.device, dtype=torch.float32)
     grid = torch.cat([times.new_zeros(1), times]).to(x.device)     # 0, t_0, ..., t_end
@@ -158,6 +163,7 @@ def reverse_frames(model, shape, times, frame_times, method="tau_leaping", n_max
     last frame is the final sample at t = 0.
     """
     times = _checks.time_grid(times)
+    frame_times = _checks.times(frame_times, "frame_times").reshape(-1)
     x = torch.zeros(_checks.batch_shape(shape), dtype=torch.long,
                     device=_resolve_device(model, generator, device))
     wanted = sorted({int(torch.searchsorted(times, float(t), right=True)) - 1
@@ -213,7 +219,9 @@ def gillespie_reverse(rate, n_paths, t_end, n_max, generator=None, t_min=1e-9):
         t = torch.where(
             active, t, float(t_end)
         )  # finished paths: any valid time, never accepted
-        accept_prob = rate(n.to(torch.float64), t) * torch.expm1(t) / room
+        y = _checks.output(rate(n.to(torch.float64), t), n.shape, "rate output",
+                           minimum=0)
+        accept_prob = y * torch.expm1(t) / room
         if bool((accept_prob[active] > 1 + 1e-9).any()):
             raise ValueError(
                 "rate exceeds the blackout bound (n_max - n) / (e^t - 1): "

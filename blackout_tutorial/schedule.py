@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from blackout_tutorial import _checks
+
 KINDS = ("official", "elbo")
 TIME_SAMPLINGS = ("uniform", "importance")
 VARIANTS = ("instantaneous", "finite")
@@ -21,6 +23,7 @@ def logit_survival(t):
     Computed as -(t + log(1 - e^{-t})) so that large t does not overflow. t is clamped
     to >= 1e-12 here only, because logit(1) = +inf at t = 0 exactly.
     """
+    t = torch.as_tensor(t, dtype=torch.float64) if not torch.is_tensor(t) else t
     t = t.clamp_min(1e-12)
     return -(t + torch.log(-torch.expm1(-t)))
 
@@ -30,22 +33,30 @@ def observation_times(T=1000, t_end=15.0):
     (Eq. ch3-schedule, Chapter 3).
 
     t_k = ln(1 + e^{-L(1 - 2k/(T-1))}): t_0 is about e^{-t_end}, and the last time is
-    set to exactly ``t_end`` (the formula gives it up to rounding). Returns float64
-    ``[T]``.
+    set to exactly ``t_end`` (the formula gives it up to rounding). The grid is
+    symmetric in the logit, so it increases only for t_end > ln 2, and it must start
+    above 0 in float64 (t_end up to about 700). Returns float64 ``[T]``.
     """
-    if isinstance(T, bool) or int(T) != T or T < 2:
-        raise ValueError(f"T must be an integer >= 2, got {T!r}")
-    if not math.isfinite(t_end) or t_end <= 0:
-        raise ValueError(f"t_end must be finite and > 0, got {t_end!r}")
-    T = int(T)
-    L = math.log(math.expm1(t_end))
+    T = _checks.positive_int(T, "T", minimum=2)
+    if _checks.number(t_end, "t_end", minimum=0, strict=True) <= math.log(2):
+        raise ValueError(f"t_end must be > ln 2 = 0.693 (the grid is symmetric in "
+                         f"logit(e^-t), so below it t_0 > t_end), got {t_end!r}")
+    L = _log_expm1(t_end)
     k = torch.arange(T, dtype=torch.float64)
     logit_p = L * (1 - 2 * k / (T - 1))
     times = torch.logaddexp(
         torch.zeros_like(logit_p), -logit_p
     )  # -log sigmoid(logit_p)
     times[-1] = t_end
+    if times[0] <= 0 or bool((torch.diff(times) <= 0).any()):
+        raise ValueError(f"t_end = {t_end!r} gives no strictly increasing float64 grid "
+                         f"of T = {T} times above 0: take t_end in (ln 2, about 745)")
     return times
+
+
+def _log_expm1(x):
+    """ln(e^x - 1) for x > 0 without overflow: x + ln(1 - e^{-x}) for large x."""
+    return math.log(math.expm1(x)) if x < 700 else x + math.log1p(-math.exp(-x))
 
 
 def loss_weights(times, kind="official", variant="instantaneous"):
@@ -65,21 +76,8 @@ def loss_weights(times, kind="official", variant="instantaneous"):
     finite-step sum. ``times`` must be 1-D, strictly increasing, with times[0] > 0.
     Returns float64 ``[T]``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    times = torch.as_tensor(times, dtype=torch.float64)
-    if times.ndim != 1 or times.numel() < 1:
-        raise ValueError(
-            f"times must be a non-empty 1-D tensor, got shape {tuple(times.shape)}"
-        )
-    if (
-        not bool(torch.isfinite(times).all())
-        or times[0] <= 0
-        or bool((torch.diff(times) <= 0).any())
-    ):
-        raise ValueError("times must be finite, strictly increasing and start above 0")
+    _checks.one_of(kind, KINDS, "kind"), _checks.one_of(variant, VARIANTS, "variant")
+    times = _checks.time_grid(times)
     T = times.numel()
     steps = torch.diff(times, prepend=times.new_zeros(1))      # t_k - t_{k-1}
     p = torch.exp(-times)
@@ -96,13 +94,10 @@ def loss_weights(times, kind="official", variant="instantaneous"):
 def sample_time_indices(batch, T, generator=None, device=None):
     """Draw ``batch`` time indices uniformly from 0..T-1 (pi_k = 1/T, Chapter 5).
     Returns long ``[batch]``."""
-    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-    if isinstance(T, bool) or int(T) != T or T < 1:
-        raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    batch, T = _checks.positive_int(batch, "batch"), _checks.positive_int(T, "T")
     if device is None and generator is not None:
         device = generator.device
-    return torch.randint(0, int(T), (int(batch),), generator=generator, device=device)
+    return torch.randint(0, T, (batch,), generator=generator, device=device)
 
 
 def training_grid(times, weights, time_sampling="uniform", resolution=16):
@@ -116,12 +111,11 @@ def training_grid(times, weights, time_sampling="uniform", resolution=16):
     with far less variance. With the official weights w_k is ~ p (1 - p) per logit step,
     so a uniform draw spends most of a batch on times whose weight is nearly 0.
     """
+    _checks.one_of(time_sampling, TIME_SAMPLINGS, "time_sampling")
+    _checks.weights(weights, _checks.times(times, "times"))
     if time_sampling == "uniform":
         return times, weights
-    if time_sampling != "importance":
-        raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, "
-                         f"got {time_sampling!r}")
-    size = resolution * len(times)
+    size = _checks.positive_int(resolution, "resolution") * len(times)
     cdf = torch.cumsum(weights / weights.sum(), 0)
     quantiles = (torch.arange(size, dtype=cdf.dtype, device=cdf.device) + 0.5) / size
     idx = torch.searchsorted(cdf, quantiles).clamp(max=len(times) - 1)

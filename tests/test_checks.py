@@ -102,11 +102,11 @@ def test_predict_calls_with_float_counts_and_per_sample_times():
 
 
 @pytest.mark.parametrize("output, match", [
-    (lambda x, t: x[:, :1], "model output at step 7 must have the shape of x_t"),
+    (lambda x, t: x[:, :1], "model output at step 7 must have the shape"),
     (lambda x, t: x * math.nan, "model output at step 7 must be finite and >= 0"),
     (lambda x, t: x + math.inf, "finite and >= 0"),
     (lambda x, t: x - 1, "finite and >= 0"),
-    (lambda x, t: 1.0, "shape of x_t"),
+    (lambda x, t: 1.0, "must have the shape"),
 ])
 def test_predict_rejects_bad_model_outputs(output, match):
     with pytest.raises(ValueError, match=match):
