@@ -9,6 +9,7 @@ shipped checkpoints, verified by a whole-file SHA-256 table in ``runs``) have no
 """
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -62,16 +63,20 @@ def write_checkpoint(path, state):
 
 
 def read_checkpoint(path, map_location="cpu"):
-    """Load and verify a checkpoint (full or exported). ``CheckpointError`` naming the
-    file if it is missing, unreadable, altered (payload SHA-256), not ours, or holds a
-    config that fails validation or does not match the data it was trained on."""
-    path = Path(path)
+    """Load and verify a checkpoint file (full or exported) or a run folder's
+    ``checkpoint.pt``. ``CheckpointError`` naming the file if it is missing, unreadable,
+    altered (payload SHA-256), not ours, or holds a config that fails validation or
+    does not match the data it was trained on."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"path must be a file or run folder, got {path!r}")
+    path = Path(path) / CHECKPOINT if Path(path).is_dir() else Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled code, ...
-        raise CheckpointError(f"{path} is corrupted or not a checkpoint ({err!r}); "
+        why = f"{type(err).__name__}: {str(err).strip()[:80]}"
+        raise CheckpointError(f"{path} is corrupted or not a checkpoint ({why}); "
                               f"delete it to start the run from scratch") from None
     formats = (FORMAT, *LEGACY_FORMATS)
     if not isinstance(state, dict) or state.get("format") not in formats \

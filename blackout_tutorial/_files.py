@@ -13,6 +13,7 @@ import pickle
 import re
 import tarfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,14 @@ def read_cifar_tarball(path):
     instead of running (and ``load_cifar10`` also verifies the official MD5 first).
     """
     batches = {}
-    with tarfile.open(path, "r:gz") as tar:
-        for member in tar.getmembers():
-            base = os.path.basename(member.name)
-            if base.startswith("data_batch_") or base == "test_batch":
-                batches[base] = load_pickle(tar.extractfile(member))
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar.getmembers():
+                base = os.path.basename(member.name)
+                if base.startswith("data_batch_") or base == "test_batch":
+                    batches[base] = load_pickle(tar.extractfile(member))
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path} is not a CIFAR-10 python tarball ({err})") from None
     train_names = sorted(b for b in batches if b.startswith("data_batch_"))
     if not train_names or "test_batch" not in batches:
         raise ValueError(f"{path} holds no CIFAR-10 data_batch_* / test_batch files")
@@ -115,6 +119,9 @@ def atomic_write(path, write):
     one left by a killed process is removed by :func:`remove_stale_temporaries`.
     """
     tmp = (path := Path(path)).with_name(f".{path.name}.tmp{os.getpid()}")
+    if path.is_dir() or not path.parent.is_dir():
+        raise (IsADirectoryError if path.is_dir() else FileNotFoundError)(
+            f"cannot write {path}: it is a folder, or its folder does not exist")
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -181,6 +188,8 @@ def fetch(urls, path, md5, download=True):
     what to fetch and where to put it.
     """
     path = Path(path)
+    if isinstance(urls, str) or not urls:
+        raise ValueError(f"urls must be a non-empty list of URLs, got {urls!r}")
     remove_stale_temporaries(path.parent, names={path.name})
     manual = (f"Download {urls[0]} by hand and save it as {path} (md5 {md5}), "
               f"or point data_dir / BLACKOUT_DATA_DIR to a folder that holds it.")

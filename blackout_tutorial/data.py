@@ -144,6 +144,10 @@ def binarize(images, size=32):
     Interpolating the raw counts in float64 and comparing with 127.5 is exact (28 -> 32
     weights are multiples of 1/64), so every CPU gives the same pixels.
     """
+    if _checks.tensor(images, "images").ndim != 4:
+        raise ValueError(f"images must have shape [N, C, H, W], got "
+                         f"{tuple(images.shape)}")
+    size = _checks.positive_int(size, "size")
     x = F.interpolate(images.double(), size=(size, size), mode="bilinear",
                       align_corners=False)
     return (x > 127.5).to(torch.uint8)
@@ -178,8 +182,7 @@ def load_cifar10(data_dir=None, download=True):
 
 
 CIFAR10_FIXTURE_CLASSES = ("disc", "square", "h-bar", "v-bar", "ring", "cross",
-                           "diagonal",
-                           "two-discs", "frame", "checker")
+                           "diagonal", "two-discs", "frame", "checker")
 
 
 def _fixture_shape(label, dy, dx, r, yy, xx):
@@ -197,7 +200,8 @@ def fixture_images(n, seed=0):
     A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square,
     bars, ...) with a random position, size and colour on a random smooth background.
     """
-    rng = np.random.default_rng(seed)
+    n = _checks.positive_int(n, "n")
+    rng = np.random.default_rng(_checks.positive_int(seed, "seed", minimum=0))
     yy, xx = np.mgrid[0:32, 0:32].astype(np.float64)
     labels = rng.integers(0, 10, size=n)
     images = np.empty((n, 3, 32, 32), dtype=np.uint8)
@@ -221,9 +225,8 @@ def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
     ``labels`` a list of ints (``_files.write_cifar_tarball``). Images come from
     :func:`fixture_images`.
     """
-    if n_train < 5 or n_test < 1:
-        raise ValueError(f"n_train must be >= 5 and n_test >= 1, "
-                         f"got {n_train}, {n_test}")
+    n_train = _checks.positive_int(n_train, "n_train", minimum=5)
+    n_test = _checks.positive_int(n_test, "n_test")
     images, labels = fixture_images(n_train + n_test, seed)
     return write_cifar_tarball(path, images, labels, n_train, CIFAR10_FIXTURE_CLASSES,
                                note="FIXTURE (not CIFAR-10)")
@@ -232,10 +235,8 @@ def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
 def load_cifar10_fixture(path=None):
     """The FIXTURE tarball of :func:`write_cifar10_fixture` as a ``CountDataset`` named
     ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser
-    (Chapter 9).
-
-    ``path=None`` uses (and first writes, if missing) ``<data
-    dir>/cifar10-fixture.tar.gz``.
+    (Chapter 9). ``path=None``: ``<data dir>/cifar10-fixture.tar.gz``, written first if
+    missing.
     """
     if path is None:
         path = Path(default_data_dir()) / "cifar10-fixture.tar.gz"

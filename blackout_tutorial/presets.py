@@ -284,7 +284,7 @@ def current_profile(env=None):
     An unknown name raises ``ValueError`` naming ``BLACKOUT_PROFILE``.
     """
     env = os.environ if env is None else env
-    name = env.get("BLACKOUT_PROFILE", "").strip().lower()
+    name = str(env.get("BLACKOUT_PROFILE", "")).strip().lower()
     if not name:
         return DEFAULT_SCALE
     if name not in SCALES:

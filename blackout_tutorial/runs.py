@@ -11,6 +11,7 @@ import csv
 import importlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def load_model(path, ema=True, device=None):
     ``ema=False``: the raw weights of a full checkpoint (exports keep the EMA only). The
     network is rebuilt by the builder the run was trained with (default: a rate model).
     """
-    state = read_checkpoint(Path(path) / CHECKPOINT if Path(path).is_dir() else path)
+    state = read_checkpoint(path)
     key = "ema" if ema else "model"
     if key not in state:
         raise CheckpointError(f"{path} holds no '{key}' weights (exports keep the EMA)")
@@ -119,8 +120,9 @@ def load_model(path, ema=True, device=None):
 def export(run_dir, path, dtype=torch.float16):
     """Save a run as a small shareable file: EMA weights in ``dtype``, configuration,
     step, training seconds, loss history (the shipped files' format, Chapter 8)."""
-    path_in = Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir
-    state = read_checkpoint(path_in)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
+    state = read_checkpoint(run_dir)
     small = {"config": state["config"], "step": state["step"],
              "ema": {k: v.to(dtype) for k, v in state["ema"].items()},
              "seconds": float(state["seconds"]), "history": state["history"].float(),
@@ -138,7 +140,7 @@ PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
 def pretrained_path(name="mnist5k_small", check=True):
     """Path of a checkpoint shipped with the package, verified against its SHA-256;
     ``CheckpointError`` on an unknown name, a missing or a changed file (Chapter 8)."""
-    if name not in PRETRAINED_SHA256:
+    if not isinstance(name, str) or name not in PRETRAINED_SHA256:
         raise CheckpointError(f"name must be one of {sorted(PRETRAINED_SHA256)}")
     path = PRETRAINED_DIR / f"{name}.pt"
     if not path.is_file():
@@ -188,7 +190,7 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
     steps, n_max, generator=, device=)`` (the Gaussian one). A model needs ``preset``.
     With ``shard_dir`` batch i is kept as ``shard_{i:05d}.npz``, reused on a rerun.
     """
-    n = _checks.positive_int(n, "n")
+    n, seed = _checks.positive_int(n, "n"), _checks.positive_int(seed, "seed", 0)
     batch_size = _checks.positive_int(batch_size, "batch_size")
     model = run_or_model
     if isinstance(model, (str, os.PathLike)):
@@ -255,11 +257,17 @@ def _write_npz(path, save, *arrays, **named):
 def load_samples_npz(path):
     """``(samples uint8 [N, C, H, W], n_max)`` from a file of :func:`save_samples_npz`;
     a file without ``n_max`` (older versions) raises ``ValueError``: scale unknown."""
-    with np.load(path) as f:
-        if "samples" not in f or "n_max" not in f:
-            raise ValueError(f"{path} must hold the arrays 'samples' and 'n_max' (a "
-                             f"blackout_tutorial sample file), not {sorted(f.files)}")
-        samples, n_max = torch.from_numpy(f["samples"]), int(f["n_max"])
+    try:
+        with np.load(path) as f:
+            files = sorted(f.files)
+            if "samples" in f and "n_max" in f:
+                samples, n_max = torch.from_numpy(f["samples"]), int(f["n_max"])
+    except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}: "
+                         f"{str(err)[:80]})") from None
+    if "samples" not in files or "n_max" not in files:
+        raise ValueError(f"{path} must hold the arrays 'samples' and 'n_max' (a "
+                         f"blackout_tutorial sample file), not {files}")
     return checked_counts(samples, n_max), n_max
 
 
@@ -282,7 +290,8 @@ def save_samples_png(samples, folder, n_max, start=0):
     """One PNG per image (``{start + i:06d}.png``, 8-bit grey or RGB, scaled as by
     :func:`to_8bit`) in ``folder``: the input of Inception-FID tools (Chapter 9)."""
     from PIL import Image
-    x = to_8bit(samples, n_max).permute(0, 2, 3, 1).numpy()
+    x, start = to_8bit(samples, n_max), _checks.positive_int(start, "start", 0)
+    x = x.permute(0, 2, 3, 1).numpy()
     (folder := Path(folder)).mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(x):
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
