@@ -7,45 +7,28 @@
 ``train`` resumes when ``--out`` already holds a checkpoint. Multi-GPU:
 ``torchrun --nproc_per_node 4 -m blackout_tutorial train ...``.
 """
-import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
-def _output_path(text):
-    if not text.endswith((".png", ".npz", "/")):
-        raise argparse.ArgumentTypeError(f"must end in .png, .npz or / (a folder), "
-                                         f"got {text!r}")
-    return text
+from blackout_tutorial._cli_args import (
+    Parser,
+    UsageError,
+    device,
+    existing,
+    integer,
+    output_file,
+    output_folder,
+    positive_float,
+    sample_output,
+)
 
 
 def build_parser():
     """The argparse parser of the CLI (every option documented in ``--help``)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m blackout_tutorial",
         description="Train, sample and evaluate Blackout Diffusion models (Santos "
                     "et al., 2023).")
@@ -59,11 +42,11 @@ def build_parser():
 
 def _common(p, data_dir=True):
     from blackout_tutorial.data import DATASETS
-    p.add_argument("--device", default=None,
+    p.add_argument("--device", default=None, type=device,
                    help="torch device (cuda, cuda:1, mps, cpu); default: the best "
                         "available")
     if data_dir:
-        p.add_argument("--data-dir", default=None,
+        p.add_argument("--data-dir", default=None, type=output_folder,
                        help="folder for downloaded datasets (default: "
                             "$BLACKOUT_DATA_DIR or ~/.cache/blackout_tutorial)")
         p.add_argument("--dataset", choices=list(DATASETS),
@@ -79,17 +62,17 @@ def _train_parser(sub):
         description="Train a preset into a run folder; resume if it holds a "
                     "checkpoint.")
     t.add_argument("--preset", required=True, choices=PRESETS, help="what to train")
-    t.add_argument("--out", required=True,
+    t.add_argument("--out", required=True, type=output_folder,
                    help="run folder (checkpoint, history, grids)")
     t.add_argument("--scale", default="laptop", choices=SCALES,
                    help="smoke: seconds; laptop: minutes on a CPU; full: the paper on "
                         "a GPU (default: laptop)")
-    t.add_argument("--steps", type=_positive_int,
+    t.add_argument("--steps", type=integer(1),
                    help="override the number of training steps")
-    t.add_argument("--batch-size", type=_positive_int,
+    t.add_argument("--batch-size", type=integer(1),
                    help="override the global batch size")
-    t.add_argument("--lr", type=_positive_float, help="override the Adam learning rate")
-    t.add_argument("--seed", type=int, help="override the random seed")
+    t.add_argument("--lr", type=positive_float, help="override the Adam learning rate")
+    t.add_argument("--seed", type=integer(0), help="override the random seed")
     _common(t)
 
 
@@ -97,27 +80,29 @@ def _sample_parser(sub):
     from blackout_tutorial.sampling import METHODS, ROUNDINGS
     s = sub.add_parser("sample", help="generate images with a trained run",
                        description="Generate images from the EMA weights of a run.")
-    s.add_argument("--run", required=True, help="run folder or checkpoint file")
-    s.add_argument("--n", type=_positive_int, default=64,
+    s.add_argument("--run", required=True, type=existing("path"),
+                   help="run folder or checkpoint file")
+    s.add_argument("--n", type=integer(1), default=64,
                    help="number of images (default 64)")
-    s.add_argument("--steps", type=_positive_int,
+    s.add_argument("--steps", type=integer(1),
                    help="sampler steps (any number: time is continuous; default: the "
                         "preset's)")
     s.add_argument("--method", choices=METHODS,
                    help="reverse sampler (default: the preset's)")
     s.add_argument("--rounding", choices=ROUNDINGS, default="stochastic",
                    help="rounding of the binomial bridge (default: stochastic)")
-    s.add_argument("--batch-size", type=_positive_int, default=256,
+    s.add_argument("--batch-size", type=integer(1), default=256,
                    help="images generated at once (default 256)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--shards", type=Path,
+    s.add_argument("--seed", type=integer(0), default=0,
+                   help="random seed (default 0)")
+    s.add_argument("--shards", type=output_folder,
                    help="keep each batch in this folder and reuse it on a rerun "
                         "(resumable)")
-    s.add_argument("--out", required=True, type=_output_path, action="append",
+    s.add_argument("--out", required=True, type=sample_output, action="append",
                    help="output, repeatable: .png (a grid), .npz (uint8 'samples' "
                         "[N,C,H,W] and 'n_max'), a folder ending in / (one PNG per "
                         "image)")
-    s.add_argument("--fid-npz", type=Path,
+    s.add_argument("--fid-npz", type=output_file,
                    help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID "
                         "tools")
     _common(s, data_dir=False)
@@ -129,43 +114,58 @@ def _evaluate_parser(sub):
         "evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
         description="Negative ELBO in bits/dim on held-out images; digit classifier "
                     "metrics (digits, MNIST); Inception FID.")
-    e.add_argument("--run", required=True, help="run folder or checkpoint file")
-    e.add_argument("--n-test", type=_positive_int, default=256,
+    e.add_argument("--run", required=True, type=existing("path"),
+                   help="run folder or checkpoint file")
+    e.add_argument("--n-test", type=integer(1), default=256,
                    help="held-out images for the ELBO (default 256)")
-    e.add_argument("--elbo-terms", type=_positive_int,
+    e.add_argument("--elbo-terms", type=integer(1),
                    help="Monte Carlo terms (time steps) drawn per image for the ELBO "
                         "estimate (default: all T)")
-    e.add_argument("--samples", type=Path,
+    e.add_argument("--samples", type=existing("file"),
                    help="score these samples (.npz of `sample`) instead of generating")
-    e.add_argument("--n-samples", type=_positive_int, default=500,
+    e.add_argument("--n-samples", type=integer(1), default=500,
                    help="generated images for the digit metrics (default 500)")
-    e.add_argument("--steps", type=_positive_int,
+    e.add_argument("--steps", type=integer(1),
                    help="sampler steps (default: the preset's)")
     e.add_argument("--method", choices=METHODS,
                    help="reverse sampler (default: the preset's)")
-    e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    e.add_argument("--fid", type=Path,
+    e.add_argument("--seed", type=integer(0), default=0,
+                   help="random seed (default 0)")
+    e.add_argument("--fid", type=existing("folder"),
                    help="Inception FID of this PNG folder against the CIFAR-10 "
                         "training set")
-    e.add_argument("--json", help="also write the numbers to this JSON file")
+    e.add_argument("--json", type=output_file,
+                   help="also write the numbers to this JSON file")
     _common(e)
 
 
 def _dataset(args, preset):
     from blackout_tutorial import data
-    return data.load_dataset(args.dataset or preset.dataset, args.data_dir)
+    name = args.dataset or preset.dataset
+    spec, own = data.dataset_spec(name), data.dataset_spec(preset.dataset)
+    if (spec.shape, spec.n_max) != (own.shape, own.n_max):
+        raise UsageError(f"--dataset {name}: images {spec.shape} with n_max "
+                          f"{spec.n_max}, the run needs {own.shape}, n_max {own.n_max}")
+    dataset = data.load_dataset(name, args.data_dir)
+    if getattr(args, "batch_size", None) and args.batch_size > len(dataset.train):
+        raise UsageError(f"--batch-size {args.batch_size} exceeds the "
+                          f"{len(dataset.train)} training images of {name}")
+    return dataset
 
 
 def _cmd_train(args):
     from blackout_tutorial import presets, train
-    preset = presets.with_overrides(
-        presets.get_preset(args.preset, args.scale), steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    try:
+        preset = presets.get_preset(args.preset, args.scale)
+    except ValueError as err:
+        raise UsageError(f"--preset/--scale: {err}") from None
+    preset = presets.with_overrides(preset, steps=args.steps, lr=args.lr,
+                                    batch_size=args.batch_size, seed=args.seed)
     rank0 = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 reports
+    dataset = _dataset(args, preset)
     if rank0:
         print(presets.describe())
-    result = train.train(preset, args.out, dataset=_dataset(args, preset),
-                         device=args.device,
+    result = train.train(preset, args.out, dataset=dataset, device=args.device,
                          progress=False if args.no_progress else None)
     if result.step and rank0:
         print(f"{result.summary()}; checkpoint in {args.out}")
@@ -173,14 +173,10 @@ def _cmd_train(args):
 
 def _load(args):
     from blackout_tutorial import runs
-    if not Path(args.run).exists():
-        raise _UsageError(f"--run: no run folder or checkpoint file at {args.run}")
     return runs.load_model(args.run, device=args.device)
 
 
 def _cmd_sample(args):
-    import math
-
     from blackout_tutorial import plotting, runs
     model, preset = _load(args)
     x = runs.generate(model, args.n, args.steps, args.method, preset=preset,
@@ -207,6 +203,9 @@ def _elbo(args, model, preset, dataset):
     import torch
 
     from blackout_tutorial import losses, schedule
+    if args.elbo_terms and args.elbo_terms > preset.T:
+        raise UsageError(f"--elbo-terms {args.elbo_terms} exceeds the T = "
+                          f"{preset.T} observation times of the run")
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(args.seed)
     x0 = dataset.test[:args.n_test].to(device).long()
@@ -242,34 +241,33 @@ def _cmd_evaluate(args):
         if isinstance(value, float):
             print(f"{key}: {value:.4f}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "binarized_mnist5k", "binarized_mnist")
 
 
-class _UsageError(ValueError):
-    """A bad command-line value found after parsing (exit code 2, one line)."""
-
-
 def main(argv=None):
-    """Entry point of ``python -m blackout_tutorial`` and ``blackout-tutorial``."""
+    """Entry point of ``python -m blackout_tutorial`` and ``blackout-tutorial``.
+
+    A user mistake (bad value, path, checkpoint) ends with one line ``error: ...`` on
+    stderr and exit status 2; a failed download or a diverged run with status 1.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.no_progress:
         os.environ["BLACKOUT_PROGRESS"] = "0"
     from blackout_tutorial.data import DownloadError
-    from blackout_tutorial.runs import CheckpointError
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
     try:
-        commands = {"train": _cmd_train, "sample": _cmd_sample,
-                    "evaluate": _cmd_evaluate}
         commands[args.command](args)
-    except _UsageError as err:
-        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
-    except (CheckpointError, DownloadError, FloatingPointError) as err:
-        parser.exit(1, f"error: {err}\n")
-    except ValueError as err:  # values argparse cannot see (e.g. batch vs world size)
-        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
+    except (DownloadError, FloatingPointError, ValueError, OSError) as err:
+        status = 1 if isinstance(err, (DownloadError, FloatingPointError)) else 2
+        message = " ".join(str(err).split())   # one line, whatever the error holds
+        parser.exit(status, f"{parser.prog} {args.command}: error: {message}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog} {args.command}: interrupted\n")
     return 0
 
 
