@@ -152,3 +152,24 @@ def test_rate_output_is_the_scaled_softplus_and_rejects_nothing_silently():
         nets.UNet(nets.net_config("tiny", channels=0))
     with pytest.raises(ValueError, match="channel_mults"):
         nets.UNet(nets.net_config("tiny", channel_mults=()))
+
+
+# REVIEW E: UNet(channels=0) and channel_mults=() built silently broken networks.
+@pytest.mark.parametrize("field, value", [
+    ("channels", 0), ("channels", -8), ("channels", 2.5), ("image_channels", 0),
+    ("num_res_blocks", 0), ("num_groups", 0), ("num_groups", 7), ("channel_mults", ()),
+    ("channel_mults", (0, 1)), ("channel_mults", (1.5,)), ("channel_mults", "12"),
+    ("channel_mults", None), ("attention_levels", (-1,)), ("attention_levels", (5,)),
+    ("attention_levels", None), ("dropout", 1.0), ("dropout", -0.1),
+    ("dropout", float("nan")), ("bogus", 1),
+])
+def test_unet_config_fields_are_checked_on_construction(field, value):
+    with pytest.raises(ValueError, match=field):
+        nets.net_config("tiny", **{field: value})
+
+
+def test_unet_config_keeps_tuples_and_unet_needs_a_config():
+    cfg = nets.UNetConfig(channel_mults=[1, 2], attention_levels=[1])
+    assert cfg.channel_mults == (1, 2) and cfg.attention_levels == (1,)
+    with pytest.raises(ValueError, match="cfg must be a UNetConfig"):
+        nets.UNet({"channels": 8})

@@ -83,3 +83,55 @@ def test_shipped_checkpoints_come_from_named_presets(checkpoint, name, scale):
         or name == "digits"
     with pytest.raises(ValueError, match="scale must be 'laptop'"):
         presets.get_preset("mnist5k_small", "full")
+
+
+# REVIEW E: with_overrides(steps=-5 | batch_size=0 | lr=nan | checkpoint_every=0) and
+# from_dict(T='abc', dataset='nope') were accepted; batch_size=0 and cosine decay with
+# steps=0 crashed later. Every field is now checked on construction.
+@pytest.mark.parametrize("field, value", [
+    ("steps", -5), ("steps", 0), ("batch_size", 0), ("lr", float("nan")),
+    ("lr", float("inf")), ("lr", 0.0), ("checkpoint_every", 0), ("warmup_steps", -1),
+    ("grad_clip", -1.0), ("ema_decay", 1.0), ("ema_decay", -0.1), ("seed", -1),
+    ("seed", 2**64), ("sample_every", -1), ("sample_grid", 0), ("steps", True),
+    ("steps", 2.5), ("weights", "nope"), ("weight_variant", "x"),
+    ("time_sampling", "x"), ("lr_decay", "step"), ("hflip", 1), ("bf16", "yes"),
+])
+def test_train_config_fields_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        presets.with_overrides(presets.get_preset("digits", "smoke"), **{field: value})
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"T": "abc"}, "T"), ({"T": 1}, "T"), ({"dataset": "nope"}, "dataset"),
+    ({"dataset": ["digits"]}, "dataset"), ({"t_end": -1.0}, "t_end"),
+    ({"t_end": float("nan")}, "t_end"), ({"t_end": 0.5}, "t_end"),
+    ({"t_end": 1e-300}, "t_end"), ({"t_end": 800.0}, "t_end"),
+    ({"scale": "huge"}, "scale"),
+    ({"name": ""}, "name"), ({"sample_steps": 0}, "sample_steps"),
+    ({"sample_method": "euler"}, "sample_method"), ({"net": 5}, "net"),
+    ({"net": {"image_channels": 3}}, "image_channels"), ({"train": {"lr": -1}}, "lr"),
+    ({"train": {"bogus": 1}}, "bogus"), ({"extra": 1}, "extra"),
+])
+def test_preset_fields_are_checked_by_from_dict(changes, field):
+    d = {**presets.to_dict(presets.get_preset("digits", "smoke")), **changes}
+    with pytest.raises(ValueError, match=field):
+        presets.from_dict(d)
+
+
+def test_missing_fields_and_unknown_overrides_are_named():
+    d = presets.to_dict(presets.get_preset("digits", "smoke"))
+    del d["name"]
+    with pytest.raises(ValueError, match="name"):
+        presets.from_dict(d)
+    with pytest.raises(ValueError, match="preset must be a dict"):
+        presets.from_dict(5)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields.*stepz"):
+        presets.with_overrides(presets.get_preset("digits"), stepz=3)
+
+
+@pytest.mark.parametrize("device", ["bogus", "", 5, True, "cuda:99", "meta"])
+def test_resolve_device_names_a_bad_or_missing_device(device):
+    with pytest.raises(ValueError, match="device"):
+        presets.resolve_device(device)
+    assert presets.resolve_device("cpu").type == "cpu"
+    assert presets.resolve_device(None) == presets.default_device()
