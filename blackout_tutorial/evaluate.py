@@ -30,7 +30,7 @@ from blackout_tutorial import _checks
 
 def feature_statistics(features):
     """Mean and covariance ``(mu, sigma)`` of features ``[N, d]`` (Chapter 10)."""
-    f = _checks.finite(np.asarray(features, dtype=np.float64), "features").numpy()
+    f = _checks.finite(np.asarray(features), "features").double().numpy()
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features must have shape [N, d] with N >= 2, got {f.shape}")
     return f.mean(axis=0), np.cov(f, rowvar=False)

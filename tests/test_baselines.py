@@ -175,3 +175,69 @@ def _eps0():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+Z = torch.zeros(2, 1, 4, 4)
+
+
+def _eps(value=0.0):
+    return lambda x, log_snr: torch.full_like(x, value)
+
+
+@pytest.mark.parametrize("value", [NAN, INF])
+@pytest.mark.parametrize("call", [
+    lambda m: bl.sample_gaussian(bl.EpsModel(m), (2, 1, 4, 4), 5, 4, device="cpu"),
+    lambda m: bl.negative_elbo_gaussian(m, Z, 5, 4),
+    lambda m: bl.bits_per_dim_gaussian(m, Z, 5, 4, n_terms=2),
+])
+def test_review_e_gaussian_sampler_and_bound_name_a_bad_model_output(value, call):
+    # NaN eps gave -2^63 pixels from the sampler and a NaN bound.
+    with pytest.raises(ValueError, match=r"model output at step \d+ must be finite"):
+        call(_eps(value))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: bl.negative_elbo_gaussian(_eps(), Z + 300, 5, 255),   # gave 4.7e5 nats
+     "counts must hold counts <= n_max = 255"),
+    (lambda: bl.bits_per_dim_gaussian(_eps(), Z + 300, 5, 255),
+     "counts must hold counts <= n_max = 255"),
+    (lambda: bl.gaussian_loss(_eps(), Z + 300, 255), "counts must hold counts <="),
+    (lambda: bl.gaussian_loss(_eps(), Z * NAN, 255), "counts must hold finite counts"),
+    (lambda: bl.gaussian_loss(_eps(NAN), Z, 255), "model output must be finite"),
+    (lambda: bl.gaussian_loss(_eps(), Z, 0), "n_max must be an integer >= 1"),
+    (lambda: bl.gaussian_loss(_eps(), [1.0], 4), "counts must be a torch.Tensor"),
+    (lambda: bl.negative_elbo_gaussian(_eps(), Z, 5, 0), "n_max must be an integer"),
+    (lambda: bl.negative_elbo_gaussian(_eps(), Z, 5, NAN), "n_max must be an integer"),
+    (lambda: bl.negative_elbo_gaussian(_eps(), torch.tensor(1.0), 5, 4),
+     r"counts must have shape \[B, ...\] with B >= 1"),
+    (lambda: bl.negative_elbo_gaussian(lambda x, snr: x[:1], Z, 5, 4),
+     "model output at step 1 must have the shape"),
+    (lambda: bl.sample_gaussian(bl.EpsModel(_eps()), (1, 1, 2, 2), 3, 0, device="cpu"),
+     "n_max must be an integer >= 1"),
+    (lambda: bl.sample_gaussian(bl.EpsModel(_eps()), (0, 1), 3, 4, device="cpu"),
+     "shape entry must be an integer >= 1"),
+    (lambda: bl.cosine_log_snr(torch.tensor([NAN])), r"u must hold values in \[0, 1\]"),
+    (lambda: bl.cosine_log_snr(0.5, "ab"), "log_snr_range must be finite"),
+    (lambda: bl.to_signed(torch.ones(1), 0), "n_max must be an integer >= 1"),
+    (lambda: bl.to_counts(torch.tensor([NAN]), 4), "x must be finite"),
+    (lambda: bl.gaussian_noising(torch.tensor([9.0]), 1.0, 4),
+     "counts must hold counts <= n_max = 4"),
+    (lambda: bl.discretized_gaussian_log_prob(torch.tensor([9.0]), torch.zeros(1),
+                                              0.1, 4), "counts must hold counts <="),
+    (lambda: bl.discretized_gaussian_log_prob(torch.ones(1), torch.zeros(1), 0.0, 4),
+     "std must be > 0"),
+    (lambda: bl.discretized_gaussian_log_prob(torch.ones(1), torch.tensor([NAN]),
+                                              0.1, 4), "mean must be finite"),
+    (lambda: bl.gaussian_objective(0), "n_max must be an integer >= 1"),
+])
+def test_review_e_baselines_reject_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_review_e_sample_gaussian_runs_a_plain_function_on_the_cpu():
+    x = bl.sample_gaussian(_eps(), (1, 1, 2, 2), 3, 4,
+                           generator=torch.Generator().manual_seed(0))
+    assert x.shape == (1, 1, 2, 2) and x.device.type == "cpu"

@@ -117,3 +117,34 @@ def test_marginal_birth_rate_equals_the_bayes_reverse_rate():
 def test_bad_inputs_raise_value_error_naming_the_argument(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda: bridge.bridge_probability(torch.tensor([0.0, 0.1, 0.2]),
+                                       torch.tensor([1.0, 2.0])),     # was a raw crash
+     r"s and t must broadcast, got shapes \(3,\) and \(2,\)"),
+    (lambda: bridge.bridge_probability(math.nan, 1.0), "s must be finite"),
+    (lambda: bridge.bridge_probability(0.5, math.inf), "t must be finite"),
+    (lambda: bridge.bridge_probability(2.0, 1.0), "s must be < t elementwise"),
+    (lambda: bridge.sample_bridge(torch.tensor([2]), torch.tensor([1]), 0.5, 1.0),
+     "x_t must be <= x0"),
+    (lambda: bridge.sample_bridge(torch.tensor([1.5]), torch.tensor([2]), 0.5, 1.0),
+     "x_t must hold integer-valued counts"),
+    (lambda: bridge.sample_bridge(torch.tensor([1]), torch.tensor([2, 2]), 0.5, 1.0),
+     "x_t and x0 must have the same shape"),
+    (lambda: bridge.step_probabilities("a"), "times must be a number or a tensor"),
+    (lambda: bridge.step_probabilities(torch.tensor([2.0, 1.0])),
+     "times must be finite, strictly increasing"),
+    (lambda: bridge.birth_factor(0.0), "t must be finite and > 0"),
+])
+def test_review_e_bridge_rejects_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
+def test_review_e_marginal_birth_rate_names_a_bad_model_output(value):
+    with pytest.raises(ValueError, match="model output must be finite and >= 0"):
+        bridge.marginal_birth_rate(lambda x, t: torch.full(x.shape, value),
+                                   torch.tensor([1, 2]), 1.0)

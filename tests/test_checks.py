@@ -111,3 +111,70 @@ def test_predict_calls_with_float_counts_and_per_sample_times():
 def test_predict_rejects_bad_model_outputs(output, match):
     with pytest.raises(ValueError, match=match):
         _checks.predict(output, torch.zeros(2, 3), torch.ones(2), step=7)
+
+
+# --- rules added for issue 11 ---------------------------------------------------------
+@pytest.mark.parametrize("bad", ["abc", None, object(), [1, "a"]])
+def test_non_numbers_are_rejected_by_name(bad):
+    with pytest.raises(ValueError, match="t must be a number or a tensor of numbers"):
+        _checks.times(bad)
+
+
+def test_finite_and_counts_take_one_rule_each():
+    with pytest.raises(ValueError, match="w must be > 0 elementwise"):
+        _checks.finite([0.0, 1.0], "w", minimum=0, strict=True)
+    assert _checks.finite([0.0, 1.0], "w", minimum=0).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match=r"x0 must have shape \[B, ...\] with B >= 1"):
+        _checks.batch(torch.zeros(0, 2), "x0")
+    with pytest.raises(ValueError, match="and an image shape"):
+        _checks.batch(torch.zeros(3), "images", min_ndim=2)
+
+
+@pytest.mark.parametrize("bad", [math.nan, -0.1, 1.5, math.inf])
+def test_in_range_rejects_nan_and_values_outside(bad):
+    with pytest.raises(ValueError, match=r"q must hold probabilities in \[0, 1\]"):
+        _checks.in_range(torch.tensor([0.5, bad]), "q")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 1e19])
+def test_poisson_mean_rejects_what_torch_poisson_gets_wrong(bad):
+    # torch.poisson(1e19) returns -2^63, torch.poisson(inf) too.
+    with pytest.raises(ValueError, match="rate must hold finite Poisson means"):
+        _checks.poisson_mean(torch.tensor([1.0, bad]), "rate")
+    assert float(torch.poisson(torch.tensor(_checks.POISSON_MAX))) > 0
+
+
+def test_broadcast_names_both_arguments():
+    with pytest.raises(ValueError, match=r"a and b must broadcast, got shapes \(2,\)"):
+        _checks.broadcast(torch.ones(2), torch.ones(3), ("a", "b"))
+
+
+def test_output_and_step_inputs():
+    with pytest.raises(ValueError, match="drift output at step 3 must be finite"):
+        _checks.output(torch.tensor([math.nan]), (1,), "drift output", step=3)
+    with pytest.raises(ValueError, match="model output must be finite and >= 0"):
+        _checks.output(torch.tensor([1e30]), (1,), minimum=0)   # above POISSON_MAX
+    x = torch.tensor([1, 2])
+    assert _checks.step_inputs(x, torch.ones(2), 0.5, 4)[2].item() == 0.5
+    for args, match in [((x, torch.ones(2), 0.5, 1), "x must hold counts <= n_max"),
+                        ((x, torch.ones(1), 0.5, 4), "y_hat must have the shape"),
+                        ((x, torch.ones(2), -0.5, 4), "q must hold probabilities")]:
+        with pytest.raises(ValueError, match=match):
+            _checks.step_inputs(*args)
+
+
+def test_weights_and_truncated_probability_vectors():
+    t = torch.tensor([0.1, 0.2])
+    with pytest.raises(ValueError, match="times and w must be 1-D of the same length"):
+        _checks.weights(torch.ones(3), t, "w")
+    with pytest.raises(ValueError, match="w must not all be 0"):
+        _checks.weights(torch.zeros(2), t, "w")
+    assert _checks.probability_vector([0.2, 0.3], "pmf", truncated=True).sum() == 0.5
+    for bad in ([0.7, 0.7], [0.0, 0.0]):
+        with pytest.raises(ValueError, match=r"summing in \(0, 1\]"):
+            _checks.probability_vector(bad, "pmf", truncated=True)
+
+
+def test_batch_shape_rejects_none():
+    with pytest.raises(ValueError, match=r"shape must be a non-empty tuple \[B, ...\]"):
+        _checks.batch_shape(None)

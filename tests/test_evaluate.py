@@ -269,3 +269,96 @@ def test_chi_square_merges_sparse_bins_and_handles_one_bin():
 def test_chi_square_bad_input(samples, pmf, match):
     with pytest.raises(ValueError, match=match):
         evaluate.chi_square_test(samples, pmf)
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+NAN = float("nan")
+TRAIN = torch.randint(0, 5, (20, 1, 2, 2), generator=torch.Generator().manual_seed(0))
+TEST = TRAIN[:6]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN + 0.5, TEST, 4),
+     "train_images must hold integer-valued counts"),      # 1.5 was truncated
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN * NAN, TEST, 4),
+     "train_images must hold finite counts"),
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN, TEST + 9, 4),
+     "test_images must hold counts <= n_max = 4"),
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN, TEST, 4, alpha=0.0),
+     "alpha must be a finite number > 0"),
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN, TEST, 4, alpha=-1.0),
+     "alpha must be a finite number > 0"),
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN, TEST, NAN),
+     "n_max must be an integer >= 1"),
+    (lambda: evaluate.pixel_marginal_bits_per_dim(TRAIN[:0], TEST, 4),
+     r"train_images must have shape \[B, ...\] with B >= 1"),
+    (lambda: evaluate.pixel_marginal_samples(TRAIN, -1), "n must be an integer >= 1"),
+    (lambda: evaluate.pixel_marginal_samples(TRAIN, 1.5), "n must be an integer >= 1"),
+    (lambda: evaluate.pixel_marginal_samples(TRAIN[:0], 3),
+     r"train_images must have shape \[B, ...\] with B >= 1"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20),
+                                      torch.tensor([1.5, -0.5])),
+     "pmf must be a probability vector"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20), torch.ones(2)),
+     "pmf must be a probability vector"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20), torch.zeros(2)),
+     "pmf must be a probability vector"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20),
+                                      torch.tensor([[0.5, 0.5]])),
+     "pmf must be a non-empty 1-D probability vector"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20),
+                                      torch.tensor([0.5, 0.5]), NAN),
+     "min_expected must be a finite number > 0"),
+    (lambda: evaluate.chi_square_test(torch.tensor([0, 1] * 20),
+                                      torch.tensor([0.5, 0.5]), 0),
+     "min_expected must be a finite number > 0"),
+    (lambda: evaluate.feature_statistics(np.full((3, 2), NAN)),
+     "features must be finite"),
+    (lambda: evaluate.frechet_distance([NAN], [[1.0]], [0.0], [[1.0]]),
+     "mu1, mu2, sigma1 and sigma2 must be finite"),
+    (lambda: evaluate.frechet_distance([0.0], [[np.inf]], [0.0], [[1.0]]),
+     "mu1, mu2, sigma1 and sigma2 must be finite"),
+    (lambda: evaluate.fid_from_features("ab", "cd"),
+     "features must be a number or a tensor"),
+    (lambda: evaluate.inception_fid(None, backend="cleanfid"),
+     "sample_dir must be a folder of PNG images"),
+    (lambda: evaluate.inception_fid("/tmp", backend="x"), "backend must be one of"),
+])
+def test_review_e_evaluate_rejects_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_review_e_chi_square_test_takes_a_truncated_pmf():
+    _, p_value, _ = evaluate.chi_square_test(torch.tensor([0, 1] * 20),
+                                             torch.tensor([0.45, 0.45]))
+    assert p_value > 0.5
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    labels = torch.arange(20) % 10
+    return evaluate.fit_digit_classifier(TRAIN, labels, 4)
+
+
+@pytest.mark.parametrize("images, kwargs, match", [
+    (TRAIN + 100, {}, "images must hold counts <= n_max = 4"),
+    (TRAIN * NAN, {}, "images must hold finite counts"),
+    (TRAIN[:0], {}, r"images must have shape \[B, ...\] with B >= 1"),
+    (TRAIN, {"threshold": NAN}, "threshold must be a finite number"),
+    (TRAIN, {"threshold": 2}, r"threshold must be a probability in \[0, 1\]"),
+])
+def test_review_e_classifier_metrics_check_images_and_threshold(classifier, images,
+                                                                kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.classifier_metrics(classifier, images, **kwargs)
+
+
+@pytest.mark.parametrize("images, n_max, match", [
+    (TRAIN + 100, 4, "train_images must hold counts <= n_max = 4"),
+    (TRAIN * NAN, 4, "train_images must hold finite counts"),
+    (TRAIN, 0, "n_max must be an integer >= 1"),
+])
+def test_review_e_fit_digit_classifier_checks_its_images(images, n_max, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.fit_digit_classifier(images, torch.arange(20) % 10, n_max)

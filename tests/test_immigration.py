@@ -122,3 +122,47 @@ def test_reverse_sampler_recovers_data_law():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: im.solve_master_equation(torch.tensor([NAN, 1.0]), [1.0], 1.0),
+     "p0 must be finite"),                                   # any p0 was accepted
+    (lambda: im.solve_master_equation(torch.tensor([1.0, 1.0]), [1.0], 1.0),
+     "p0 must be a probability vector"),
+    (lambda: im.solve_master_equation(torch.tensor([1.5, -0.5]), [1.0], 1.0),
+     "p0 must be a probability vector"),
+    (lambda: im.solve_master_equation(torch.tensor([1.0, 0.0]), [1.0], NAN),
+     "lam .* must be a finite number >= 0"),
+    (lambda: im.generator_matrix(NAN, 1.0), "n_max must be an integer >= 0"),
+    (lambda: im.poisson_pmf(NAN, 3), "mean must be finite"),
+    (lambda: im.poisson_pmf(-1.0, 3), "mean must be >= 0"),
+    (lambda: im.poisson_pmf(1.0, 1.5), "n_max must be an integer >= 0"),
+    (lambda: im.stationary_pmf(1.0, -1), "n_max must be an integer >= 0"),
+    (lambda: im.marginal_pmf(2, NAN, 1.0, 4), "t must be finite"),
+    (lambda: im.marginal_pmf(2, 1.0, INF, 4), "lam .* must be a finite number"),
+    (lambda: im.sample_forward(torch.tensor([3, 1]), 1.0, 1e300),   # was -2^63
+     "immigrants' Poisson mean.* must hold finite Poisson means"),
+    (lambda: im.sample_forward(torch.tensor([NAN]), 1.0, 1.0), "x0 must hold finite"),
+    (lambda: im.sample_forward(torch.tensor([3]), INF, 1.0), "t must be finite"),
+    (lambda: im.latent_posterior_means(torch.tensor([NAN]), 2, 1.0, 1.0),
+     "n must hold finite counts"),
+    (lambda: im.reverse_rates(torch.tensor([NAN]), torch.ones(1), 1.0, 1.0),
+     "dead_mean must be finite"),
+    (lambda: im.reverse_rates(torch.tensor([-1.0]), torch.ones(1), 1.0, 1.0),
+     "dead_mean must be >= 0"),
+    (lambda: im.reverse_rates(torch.ones(2), torch.ones(3), 1.0, 1.0),
+     "dead_mean and immigrant_mean must broadcast"),
+    (lambda: im.sample_reverse(torch.tensor([0.5, 0.6]), 1.0,
+                               schedule.observation_times(10, 5.0), 3),
+     "data_probs must be a probability vector"),
+    (lambda: im.sample_reverse(torch.tensor([0.5, 0.5]), 1e12,
+                               schedule.observation_times(10, 5.0), 3),
+     "lam = 1e\\+12 and times need .* more than MAX_TABLE"),
+])
+def test_review_e_immigration_rejects_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -113,3 +113,29 @@ def test_inpaint_checks_the_model_output_like_the_sampler():
         inpainting.inpaint(
             lambda x, t: x - 1, x_obs, mask, torch.linspace(0.5, 3.0, 5), n_max=4
         )
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_review_e_inpainting_names_a_bad_model_output_and_the_step(value):
+    times = schedule.observation_times(10, 5.0)
+    x_obs = torch.tensor([[1, 2, 3]])
+    for method in ("tau_leaping", "binomial_bridge"):
+        with pytest.raises(ValueError, match="model output at step 9 must be finite"):
+            inpainting.inpaint(lambda x, t: torch.full(x.shape, value), x_obs,
+                               x_obs > 1, times, method=method, n_max=4)
+
+
+@pytest.mark.parametrize("args, match", [
+    (((1, 1, 4, 4), 0.5, 0, 2, 2), "top must be an integer >= 0"),
+    (((1, 1, 4, 4), "a", 0, 2, 2), "top must be an integer >= 0"),
+    (((1, 1, 4, 4), 0, 0, 0, 2), "height must be an integer >= 1"),
+    (((0, 1, 4, 4), 0, 0, 2, 2), "shape entry must be an integer >= 1"),
+    (((-1, 1, 4, 4), 0, 0, 2, 2), "shape entry must be an integer >= 1"),
+    ((None, 0, 0, 2, 2), r"shape must be a non-empty tuple \[B, ...\]"),
+    (((1, 4, 4), 0, 0, 2, 2), r"shape must be \[B, C, H, W\]"),
+    (((1, 1, 4, 4), 3, 0, 2, 2), "the box .* must lie inside the 4x4 image"),
+])
+def test_review_e_box_mask_checks_its_arguments_by_name(args, match):
+    with pytest.raises(ValueError, match=match):
+        inpainting.box_mask(*args)

@@ -106,3 +106,68 @@ def test_extinction_differs_from_blackout_by_factor_two_in_exponent():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+def test_review_e_standard_gamma_of_nan_raises_instead_of_hanging():
+    import subprocess
+    import sys
+    code = ("import torch\nfrom blackout_tutorial import limits\n"
+            "try:\n    limits.standard_gamma(torch.tensor([float('nan'), 2.0]))\n"
+            "except ValueError as e:\n    print('ValueError:', e)\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                              text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("limits.standard_gamma(nan) hung")
+    assert "ValueError: shape must be finite" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: limits.extinction_probability(-1, 1, 10), "x0 must be >= 0"),  # 113497
+    (lambda: limits.extinction_probability(math.inf, 1, 10), "x0 must be finite"),
+    (lambda: limits.extinction_probability(1, 1, math.inf), "omega must be a finite"),
+    (lambda: limits.extinction_probability(1, 0, 10), "t must be a finite number > 0"),
+    (lambda: limits.standard_gamma(torch.tensor([math.inf])), "shape must be finite"),
+    (lambda: limits.standard_gamma(torch.tensor([0.5])), "shape must be >= 1"),
+    (lambda: limits.sample_feller(torch.tensor([1e10]), 1.0, 1e300),  # was 0, silently
+     "must hold finite Poisson means"),
+    (lambda: limits.sample_feller(torch.tensor([1.0]), 1e-320, 10),
+     "must hold finite Poisson means"),
+    (lambda: limits.sample_feller(torch.tensor([math.nan]), 1.0, 10),
+     "x0 must be finite"),
+    (lambda: limits.sample_feller(torch.tensor([-1.0]), 1.0, 10), "x0 must be >= 0"),
+    (lambda: limits.sample_feller(torch.tensor([1.0]), 1.0, math.nan),
+     "omega must be a finite number > 0"),
+    (lambda: limits.sample_feller(torch.tensor([1.0]), torch.ones(2), 10),
+     "t must be a finite number > 0"),
+    (lambda: limits.feller_moments(1.0, 1.0, 0), "omega must be a finite number > 0"),
+    (lambda: limits.feller_moments(-1.0, 1.0, 2), "x0 must be >= 0"),
+    (lambda: limits.feller_moments(1.0, math.nan, 2), "t must be finite"),
+    (lambda: limits.feller_moments(torch.ones(2), torch.ones(3), 2),
+     "x0 and t must broadcast"),
+    (lambda: limits.ou_moments(torch.ones(2), torch.ones(3)),
+     "x0 and t must broadcast"),
+    (lambda: limits.ou_moments(torch.tensor([math.nan]), 1.0), "x0 must be finite"),
+    (lambda: limits.euler_maruyama(torch.ones(1), lambda x: -x, lambda x: x, 1.0, 0),
+     "n_steps must be an integer >= 1"),
+    (lambda: limits.euler_maruyama(torch.ones(2), lambda x: torch.ones(3),
+                                   lambda x: x, 1.0, 3),
+     "drift output at step 0 must have the shape"),
+    (lambda: limits.euler_maruyama(torch.ones(1), lambda x: x * math.nan,
+                                   lambda x: x, 1.0, 3),
+     "drift output at step 0 must be finite"),
+    (lambda: limits.simulate_feller(torch.ones(1), math.nan, 1.0, 3),
+     "omega must be a finite number > 0"),
+    (lambda: limits.simulate_feller([1.0], 1, 1.0, 3), "x0 must be a torch.Tensor"),
+    (lambda: limits.simulate_ou(torch.ones(1), math.inf, 3),
+     "t_end must be a finite number > 0"),
+])
+def test_review_e_limits_reject_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_review_e_extinction_is_one_for_an_empty_pixel_even_at_tiny_t():
+    p = limits.extinction_probability(torch.tensor([0.0, 1.0]), 1e-320, 10)
+    assert p.tolist() == [1.0, 0.0]

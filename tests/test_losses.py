@@ -201,3 +201,72 @@ def test_subsampled_elbo_is_unbiased_and_bits_per_dim_scale(toy_batch):
 def test_bad_inputs_raise_value_error_naming_the_argument(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+X0 = torch.tensor([[3, 2], [1, 0]]).reshape(2, 1, 2)
+GRID = schedule.observation_times(10, 5.0)
+
+
+def _const(v):
+    return lambda x, t: torch.full(x.shape, v)
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -1.0])
+@pytest.mark.parametrize("bound", [
+    lambda m: losses.negative_elbo(m, X0, GRID, 4),
+    lambda m: losses.elbo_bits_per_dim(m, X0, GRID, 4),
+    lambda m: losses.elbo_bits_per_dim(m, X0, GRID, 4, n_terms=3,
+                                       generator=torch.Generator().manual_seed(0)),
+])
+def test_review_e_elbo_names_the_model_output_and_the_step(value, bound):
+    with pytest.raises(ValueError, match=r"model output at step \d+ must be finite"):
+        bound(_const(value))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: losses.blackout_loss(_const(1.0), X0, GRID, -schedule.loss_weights(GRID)),
+     "weights must be >= 0"),                          # negative weights were accepted
+    (lambda: losses.blackout_loss(_const(1.0), X0, GRID,
+                                  schedule.loss_weights(GRID) * NAN),
+     "weights must be finite"),
+    (lambda: losses.blackout_loss(_const(-1.0), X0, GRID, schedule.loss_weights(GRID)),
+     "model output must be finite and >= 0"),            # negative rates were accepted
+    (lambda: losses.blackout_loss(_const(NAN), X0, GRID, schedule.loss_weights(GRID)),
+     "model output must be finite and >= 0"),
+    (lambda: losses.poisson_loss(torch.tensor([-1.0]), torch.tensor([1.0])),
+     "y_hat must be >= 0"),                            # gave 26.6 silently
+    (lambda: losses.poisson_loss(torch.tensor([NAN]), torch.tensor([1.0])),
+     "y_hat must be finite"),
+    (lambda: losses.poisson_loss(torch.tensor([1.0]), torch.tensor([-1.0])),
+     "y must hold non-negative counts"),
+    (lambda: losses.kl_binomial_poisson(torch.tensor([1.5]), 0.5, torch.ones(1), 4),
+     "y must hold integer-valued counts"),             # kl(1.5, ...) truncated to 1
+    (lambda: losses.kl_binomial_poisson(torch.tensor([1]), 1.5, torch.ones(1), 4),
+     r"q must be a probability in \[0, 1\]"),
+    (lambda: losses.kl_binomial_poisson(torch.tensor([1]), 0.0, torch.ones(1), 4),
+     r"q must lie in \(0, 1\]"),
+    (lambda: losses.kl_binomial_poisson(torch.tensor([5]), 0.5, torch.ones(1), 4),
+     "y must hold counts <= n_max = 4"),
+    (lambda: losses.kl_binomial_poisson(torch.tensor([1]), 0.5, torch.tensor([-1.]), 4),
+     "y_hat must be >= 0"),
+    (lambda: losses.kl_binomial_poisson(torch.tensor([1, 2]), 0.5, torch.ones(3), 4),
+     "y_hat and y must have the same shape"),
+    (lambda: losses.negative_elbo(_const(1.0), X0 + 10, GRID, 4),
+     "x0 must hold counts <= n_max = 4"),
+    (lambda: losses.negative_elbo(_const(1.0), X0 * NAN, GRID, 4),
+     "x0 must hold finite counts"),
+    (lambda: losses.negative_elbo(_const(1.0), X0, GRID, 4, prior_count=NAN),
+     "prior_count must be a finite number > 0"),
+    (lambda: losses.negative_elbo(_const(1.0), X0, GRID, 4, n_terms=0),
+     "n_terms must be an integer >= 1"),
+    (lambda: losses.negative_elbo(_const(1.0), X0, torch.tensor([2.0, 1.0]), 4),
+     "times must be finite, strictly increasing"),
+    (lambda: losses.blackout_loss(_const(1.0), torch.tensor(3), GRID,
+                                  schedule.loss_weights(GRID)),
+     r"x0 must have shape \[B, ...\] with B >= 1"),
+])
+def test_review_e_losses_reject_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -103,3 +103,40 @@ def test_entropy_sampling_and_total_variation(toy):
 def test_bad_inputs_raise_value_error_naming_the_argument(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+def _toy():
+    return oracle.Oracle(*oracle.toy_distribution())
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda o: o(torch.zeros(1, 1, 3, 3), math.nan), "t must be finite"),  # was zeros
+    (lambda o: o(torch.zeros(1, 1, 3, 3), math.inf), "t must be finite"),
+    (lambda o: o(torch.zeros(2, 1, 3, 3), torch.ones(3)), r"t must be a scalar or"),
+    (lambda o: o(torch.full((1, 1, 3, 3), math.nan), 1.0), "x_t must hold finite"),
+    (lambda o: o(torch.full((1, 1, 3, 3), -1.0), 1.0), "x_t must hold non-negative"),
+    (lambda o: o(torch.full((1, 1, 3, 3), 1.5), 1.0), "x_t must hold integer-valued"),
+    (lambda o: o(torch.zeros(1, 3, 3), 1.0), r"x_t must have shape \[B, \*\(1, 3, 3\)"),
+    (lambda o: o.sample(-1), "n must be an integer >= 1"),
+    (lambda o: o.sample(1.5), "n must be an integer >= 1"),
+    (lambda o: o.sample("a"), "n must be an integer >= 1"),
+    (lambda o: o.total_variation(torch.full((2, 1, 3, 3), math.nan)),
+     "samples must hold finite counts"),
+    (lambda o: o.total_variation(torch.zeros(0, 1, 3, 3)),
+     "samples must hold at least one image"),
+])
+def test_review_e_oracle_rejects_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_toy())
+
+
+@pytest.mark.parametrize("probs, match", [
+    (torch.full((5,), math.nan), "probs must be finite"),
+    (torch.full((5,), 0.4), "probs must be a probability vector"),
+    (torch.tensor([1.2, -0.2, 0.0, 0.0, 0.0]), "probs must be a probability vector"),
+    (torch.tensor([1.0]), r"probs must have shape \[K\] = \[5\]"),
+])
+def test_review_e_oracle_checks_its_probabilities(probs, match):
+    with pytest.raises(ValueError, match=match):
+        oracle.Oracle(oracle.toy_distribution()[0], probs.double())

@@ -207,3 +207,48 @@ def test_sample_forward_per_sample_times_and_dtypes():
 def test_sample_forward_rejects_bad_input(x0, t, match):
     with pytest.raises(ValueError, match=match):
         process.sample_forward(x0, t)
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda: process.sample_forward(torch.tensor([3, 2]), math.inf),   # was silent
+     "t must be finite"),
+    (lambda: process.sample_forward(torch.tensor([3]), math.nan), "t must be finite"),
+    (lambda: process.sample_forward(torch.tensor([math.nan]), 1.0),
+     "x0 must hold finite counts"),
+    (lambda: process.sample_forward(torch.tensor([1.5]), 1.0),
+     "x0 must hold integer-valued counts"),
+    (lambda: process.sample_forward(torch.tensor([-1]), 1.0),
+     "x0 must hold non-negative counts"),
+    (lambda: process.sample_forward(torch.tensor([True]), 1.0),
+     "x0 must hold real numbers"),
+    (lambda: process.sample_forward(torch.tensor([3, 2]), torch.ones(3)),
+     r"t must be a scalar or have shape \[B\]"),
+    (lambda: process.solve_master_equation(torch.tensor([math.nan, 1.0]), [1.0]),
+     "p0 must be finite"),                                            # was accepted
+    (lambda: process.solve_master_equation(torch.tensor([1.0, 1.0]), [1.0]),
+     "p0 must be a probability vector"),
+    (lambda: process.solve_master_equation(torch.tensor([1.5, -0.5]), [1.0]),
+     "p0 must be a probability vector"),
+    (lambda: process.solve_master_equation(torch.tensor([[1.0, 0.0]]), [1.0]),
+     "p0 must be a non-empty 1-D probability vector"),
+    (lambda: process.solve_master_equation(torch.tensor([1.0, 0.0]), "a"),
+     "times must be a number or a tensor"),
+    (lambda: process.marginal_pmf(math.inf, 1.0), "n0 must hold finite counts"),
+    (lambda: process.marginal_pmf(3, math.inf), "t must be finite"),
+    (lambda: process.marginal_pmf(torch.tensor([1, 2, 3]), torch.tensor([1.0, 2.0])),
+     r"n0 and t must broadcast, got shapes \(3,\) and \(2,\)"),
+    (lambda: process.marginal_pmf("3", 1.0), "n0 must be a number or a tensor"),
+    (lambda: process.marginal_pmf(None, 1.0), "n0 must be a number or a tensor"),
+    (lambda: process.marginal_pmf(3, 1.0, math.nan), "n_max must be an integer >= 0"),
+    (lambda: process.generator_matrix(math.nan), "n_max must be an integer >= 0"),
+    (lambda: process.generator_matrix(math.inf), "n_max must be an integer >= 0"),
+    (lambda: process.generator_matrix(-1), "n_max must be an integer >= 0"),
+    (lambda: process.survival("a"), "t must be a number or a tensor"),
+    (lambda: process.survival(None), "t must be a number or a tensor"),
+    (lambda: process.gillespie(3, math.inf), "t_end must be a finite number"),
+    (lambda: process.state_at_times(3, [math.nan], 2), "times must be finite"),
+])
+def test_review_e_process_rejects_bad_input_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -153,3 +153,119 @@ def test_reverse_frames_come_from_the_sampler_itself():
     assert int(frames[0].sum()) == 0                          # black at t_end
     # Units are only ever added on the way down.
     assert bool((torch.diff(frames.flatten(1).sum(1)) >= 0).all())
+
+
+# --- REVIEW E (issue 11): a diverged model, bad step inputs, bad arguments ----------
+NAN, INF = float("nan"), float("inf")
+
+
+def _in_subprocess(code, timeout=120):
+    """Run ``code`` in a fresh interpreter under a timeout: a hang fails the test."""
+    import subprocess
+    import sys
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hung for {timeout} s: {code}")
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e30"])
+@pytest.mark.parametrize("method, rounding", [("tau_leaping", "stochastic"),
+                                              ("binomial_bridge", "stochastic"),
+                                              ("binomial_bridge", "nearest")])
+def test_review_e_bad_model_output_stops_every_sampler_under_a_timeout(value, method,
+                                                                        rounding):
+    # binomial_bridge with NaN hung forever (torch.binomial(nan, p)); tau-leaping with
+    # inf or 1e30 gave black images (torch.poisson(inf) = -2^63, then clipped to 0).
+    code = (
+        "import torch\nfrom blackout_tutorial import sampling, schedule\n"
+        f"m = lambda x, t: torch.full(x.shape, float('{value}'))\n"
+        "try:\n"
+        f"    sampling.sample(m, (2, 3), schedule.observation_times(10, 5.0), "
+        f"'{method}', 4, rounding='{rounding}')\n"
+        "except ValueError as e:\n    print('ValueError:', e)\n")
+    out = _in_subprocess(code)
+    assert "ValueError: model output at step 9 must be finite and >= 0" in out, out
+
+
+@pytest.mark.parametrize("value", [NAN, INF])
+def test_review_e_reverse_frames_and_inpainting_name_the_model_output(value):
+    def model(x, t):
+        return torch.full(x.shape, value)
+
+    times = schedule.observation_times(10, 5.0)
+    from blackout_tutorial import inpainting
+    with pytest.raises(ValueError, match="model output at step 9 must be finite"):
+        sampling.reverse_frames(model, (2, 3), times, [1.0], n_max=4)
+    x_obs = torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match="model output at step 9 must be finite"):
+        inpainting.inpaint(model, x_obs, x_obs > 1, times, n_max=4)
+
+
+def test_review_e_bridge_step_with_a_nan_rate_raises_instead_of_hanging():
+    code = (
+        "import torch\nfrom blackout_tutorial import sampling\n"
+        "x, y = torch.tensor([1, 2]), torch.tensor([float('nan'), 1.0])\n"
+        "try:\n"
+        "    sampling.binomial_bridge_step(x, y, 0.5, 4)\n"
+        "except ValueError as e:\n    print('ValueError:', e)\n")
+    assert "ValueError: y_hat must be finite" in _in_subprocess(code)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: sampling.tau_leaping_step(x, torch.tensor([NAN, 1.]), 0.5, 4),
+     "y_hat must be finite"),
+    (lambda x: sampling.tau_leaping_step(x, torch.tensor([INF, 1.]), 0.5, 4),
+     "y_hat must be finite"),
+    (lambda x: sampling.tau_leaping_step(x, torch.tensor([1e30, 1.]), 0.5, 4),
+     r"y_hat \* q \(the Poisson mean of the births\) must hold finite Poisson means"),
+    (lambda x: sampling.tau_leaping_step(x, torch.ones(2), NAN, 4), "q must hold"),
+    (lambda x: sampling.binomial_bridge_step(x, torch.ones(2), NAN, 4), "q must hold"),
+    (lambda x: sampling.binomial_bridge_step(x, torch.ones(2), 1.5, 4), "q must hold"),
+    (lambda x: sampling.binomial_bridge_step(x + 5, torch.ones(2), 0.5, 4),
+     "x must hold counts <= n_max = 4"),
+    (lambda x: sampling.binomial_bridge_step(x, torch.ones(3), 0.5, 4),
+     "y_hat must have the shape"),
+    (lambda x: sampling.tau_leaping_step(x, torch.ones(2), torch.ones(3) / 2, 4),
+     r"q (and x )?must broadcast"),
+    (lambda x: sampling.round_counts(torch.tensor([NAN])), "y_hat must be finite"),
+])
+def test_review_e_step_functions_check_their_inputs_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(torch.tensor([1, 2]))
+
+
+def test_review_e_round_counts_takes_integer_tensors():
+    assert sampling.round_counts(torch.tensor([1, 2]), "nearest").tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(frame_times=[NAN]), "frame_times must be finite"),
+    (dict(frame_times=None), "frame_times must be a number or a tensor"),
+    (dict(frame_times=["a"]), "frame_times must be a number or a tensor"),
+])
+def test_review_e_reverse_frames_checks_frame_times(kwargs, match):
+    times = schedule.observation_times(10, 5.0)
+    with pytest.raises(ValueError, match=match):
+        sampling.reverse_frames(lambda x, t: torch.ones(x.shape), (2, 3), times,
+                                n_max=4, **kwargs)
+
+
+def test_review_e_reverse_steps_checks_the_start_state():
+    times = schedule.observation_times(10, 5.0)
+    with pytest.raises(ValueError, match="x must hold counts <= n_max = 4"):
+        sampling.reverse_steps(lambda x, t: torch.ones(x.shape), torch.full((2,), 9),
+                               times, n_max=4)
+
+
+@pytest.mark.parametrize("rate, match", [
+    (lambda n, t: torch.full_like(n, NAN), "rate output must be finite and >= 0"),
+    (lambda n, t: n * 0 - 1, "rate output must be finite and >= 0"),
+    (lambda n, t: torch.tensor(0.1), "rate output must have the shape"),
+])
+def test_review_e_gillespie_reverse_checks_the_rate_output(rate, match):
+    # NaN or negative rates were silently never accepted (no births at all).
+    with pytest.raises(ValueError, match=match):
+        sampling.gillespie_reverse(rate, 3, 2.0, 4)

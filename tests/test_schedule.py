@@ -138,3 +138,69 @@ def test_importance_grid_keeps_the_expected_loss():
     assert schedule.training_grid(times, weights, "uniform")[0] is times
     with pytest.raises(ValueError, match="time_sampling"):
         schedule.training_grid(times, weights, "stratified")
+
+
+# --- REVIEW E (issue 11) --------------------------------------------------------------
+@pytest.mark.parametrize("t_end", [0.70, 1.0, 15.0, 699.0, 700.0, 710.0, 745.0])
+def test_review_e_observation_times_increase_for_every_valid_t_end(t_end):
+    # t_end >= ~710 overflowed math.expm1; the grid now uses ln(e^x - 1) = x +
+    # ln(1 - e^-x) there and stays increasing, above 0 and ending at t_end exactly.
+    t = schedule.observation_times(10, t_end)
+    assert t.dtype == torch.float64 and t[-1].item() == t_end and t[0].item() > 0
+    assert bool((torch.diff(t) > 0).all())
+
+
+def test_review_e_observation_times_keep_the_official_values():
+    t_end, T = 15.0, 1000
+    L = math.log(math.expm1(t_end))
+    k = np.arange(T)
+    official = np.log1p(np.exp(-L * (1 - 2 * k / (T - 1))))
+    np.testing.assert_allclose(schedule.observation_times(T, t_end).numpy()[:-1],
+                               official[:-1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("T, t_end, match", [
+    (10, 0.5, r"t_end must be > ln 2"),          # was a decreasing grid
+    (10, 1e-300, r"t_end must be > ln 2"),       # was 690 -> 1e-300
+    (10, math.log(2), r"t_end must be > ln 2"),  # was a constant grid
+    (10, 800.0, r"t_end = 800.0 gives no strictly increasing float64 grid"),
+    (10, 1e6, r"t_end = 1000000.0 gives no strictly increasing"),
+    (10, "abc", "t_end must be a finite number > 0"),
+    (10, None, "t_end must be a finite number > 0"),
+    (10, True, "t_end must be a finite number > 0"),
+    (10, math.nan, "t_end must be a finite number > 0"),
+    (10, math.inf, "t_end must be a finite number > 0"),
+    ("abc", 5.0, "T must be an integer >= 2"),
+    (None, 5.0, "T must be an integer >= 2"),
+    (True, 5.0, "T must be an integer >= 2"),
+    (math.nan, 5.0, "T must be an integer >= 2"),
+    (2.5, 5.0, "T must be an integer >= 2"),
+    (1, 5.0, "T must be an integer >= 2"),
+])
+def test_review_e_observation_times_rejects_by_name(T, t_end, match):
+    with pytest.raises(ValueError, match=match):
+        schedule.observation_times(T, t_end)
+
+
+def test_review_e_schedule_helpers_name_their_arguments():
+    t = schedule.observation_times(10, 5.0)
+    w = schedule.loss_weights(t)
+    cases = [
+        (lambda: schedule.loss_weights("abc"), "times must be a number or a tensor"),
+        (lambda: schedule.sample_time_indices("a", 3), "batch must be an integer"),
+        (lambda: schedule.sample_time_indices(None, 3), "batch must be an integer"),
+        (lambda: schedule.training_grid(t, w, "importance", 0),
+         "resolution must be an integer >= 1"),
+        (lambda: schedule.training_grid(t, -w, "importance"), "weights must be >= 0"),
+        (lambda: schedule.training_grid(t, w * math.nan, "importance"),
+         "weights must be finite"),
+        (lambda: schedule.training_grid(t, w[:3], "importance"),
+         "times and weights must be 1-D of the same length"),
+        (lambda: schedule.training_grid(t, w * 0, "importance"),
+         "weights must not all be 0"),
+        (lambda: schedule.training_grid(t, w, "nope"), "time_sampling must be one of"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert schedule.logit_survival(1.0).item() == pytest.approx(-math.log(math.e - 1))
