@@ -214,3 +214,51 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
     assert ckpt["step"] == 4 and torch.isfinite(ckpt["history"]).all()
     head = rank0["net.head.2.weight"]
     assert not torch.equal(head, torch.zeros_like(head))
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"stop_at": -1}, "stop_at"), ({"device": "bogus"}, "device"),
+    ({"device": "cuda:99"}, "device"), ({"loss": 3}, "loss"),
+    ({"build_model": "x"}, "build_model"), ({"dataset": "digits"}, "dataset"),
+    ({"preset": None}, "preset"), ({"batch_size": 5000}, "batch_size"),
+])
+def test_bad_arguments_raise_before_a_folder_is_made(tmp_path, digits, kwargs, field):
+    # REVIEW E: train(steps=-5) left a folder with only config.json.
+    kwargs = {"dataset": digits, **kwargs}
+    p = micro_preset(steps=2)
+    if "batch_size" in kwargs:
+        p = presets.with_overrides(p, batch_size=kwargs.pop("batch_size"))
+    p = kwargs.pop("preset", p)
+    with pytest.raises(ValueError, match=field):
+        train.train(p, tmp_path / "run", progress=False, **kwargs)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="out_dir"):
+        train.train(micro_preset(steps=2), tmp_path / "file", dataset=digits)
+
+
+def test_resuming_from_an_export_says_so(tmp_path, digits):
+    # REVIEW E: an exported (EMA-only) file as checkpoint.pt gave KeyError 'model'.
+    p = micro_preset(steps=2)
+    train.train(p, tmp_path / "run", dataset=digits, progress=False)
+    (tmp_path / "copy").mkdir()
+    runs.export(tmp_path / "run", tmp_path / "copy" / runs.CHECKPOINT)
+    with pytest.raises(runs.CheckpointError, match=r"copy/checkpoint\.pt is an export"):
+        train.train(p, tmp_path / "copy", dataset=digits, progress=False)
+
+
+def test_a_run_removes_what_a_killed_checkpoint_write_left(tmp_path, digits):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()                       # its pid is that of a process that is gone
+    stale = tmp_path / "run" / f".checkpoint.pt.tmp{child.pid}"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x" * 1000)
+    train.train(micro_preset(steps=2), tmp_path / "run", dataset=digits, progress=False)
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "checkpoint.pt", "config.json", "history.csv"]
+
+
+def test_batch_indices_name_a_zero_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):   # was a ZeroDivisionError
+        train.batch_indices(100, 0, 0, 0)
