@@ -8,6 +8,8 @@ import hashlib
 import io
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 import urllib.error
 
@@ -300,3 +302,53 @@ def test_fixture_classes_differ_and_writer_rejects_tiny_sizes(tmp_path):
     assert set(labels.tolist()) == set(range(10))
     with pytest.raises(ValueError, match="n_train"):
         data.write_cifar10_fixture(tmp_path / "x.tar.gz", n_train=3)
+
+
+def test_a_killed_download_leaves_nothing_that_passes_for_data(tmp_path, monkeypatch):
+    # REVIEW E: a killed download left its temporary file behind.
+    payload = b"counts" * 1000
+    md5 = hashlib.md5(payload).hexdigest()
+    monkeypatch.setattr(_files, "_download", lambda url: payload)
+    real_write = _files._write_checked
+
+    def killed(tmp, payload, md5):
+        tmp.write_bytes(payload[:100])
+        raise KeyboardInterrupt           # as a kill during the write would
+    monkeypatch.setattr(_files, "_write_checked", killed)
+    with pytest.raises(KeyboardInterrupt):
+        data.fetch(["https://mirror/f"], tmp_path / "f.gz", md5)
+    assert list(tmp_path.iterdir()) == []
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()                          # a SIGKILL leaves temporaries of a dead pid
+    for name in (f".f.gz.tmp{child.pid}", f"f.gz.tmp{child.pid}"):
+        (tmp_path / name).write_bytes(payload[:100])
+    monkeypatch.setattr(_files, "_write_checked", real_write)
+    path = data.fetch(["https://mirror/f"], tmp_path / "f.gz", md5)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.gz"]
+    assert path.read_bytes() == payload
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: data.binarize(torch.zeros(1, 28, 28)), "images"),
+    (lambda: data.binarize([[1]]), "images"),
+    (lambda: data.binarize(torch.zeros(1, 1, 28, 28), size=0), "size"),
+    (lambda: data.fixture_images(float("nan")), "n"),
+    (lambda: data.fixture_images(-1), "n"),
+    (lambda: data.fixture_images(2, seed=-1), "seed"),
+    (lambda: data.write_cifar10_fixture("x.tgz", n_train=5.5), "n_train"),
+    (lambda: data.write_cifar10_fixture("x.tgz", n_test=0), "n_test"),
+    (lambda: data.load_digits(n_test=float("nan")), "n_test"),
+    (lambda: data.load_dataset(["digits"]), "dataset"),
+    (lambda: data.fetch([], "x.gz", "0" * 32), "urls"),
+])
+def test_data_functions_name_a_bad_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_a_file_that_is_no_cifar_tarball_is_named(tmp_path):
+    (tmp_path / "empty.tar.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.tar.gz"):
+        data.read_cifar_tarball(tmp_path / "empty.tar.gz")
+    with pytest.raises(ValueError, match="empty.tar.gz"):
+        data.load_cifar10_fixture(tmp_path / "empty.tar.gz")
