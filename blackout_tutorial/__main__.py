@@ -222,12 +222,11 @@ def _cmd_evaluate(args):
     from blackout_tutorial import evaluate, runs
     model, preset = _load(args)
     dataset = _dataset(args, preset)
+    samples = runs.load_samples_npz(args.samples)[0] if args.samples else None
     results = {"run": str(args.run), "preset": preset.name, "scale": preset.scale,
                **_elbo(args, model, preset, dataset)}
     if dataset.name in DIGIT_DATASETS:
-        if args.samples:
-            samples, _ = runs.load_samples_npz(args.samples)
-        else:
+        if samples is None:
             samples = runs.generate(model, args.n_samples, args.steps, args.method,
                                     preset=preset, seed=args.seed,
                                     progress=not args.no_progress)

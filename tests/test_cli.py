@@ -133,6 +133,7 @@ ERROR_CLASSES = {  # REVIEW E, CLI crashes: argv (run in `folder`) -> what is na
                            "--json"),
     "json below a file": (["evaluate", "--run", "run", "--json", "afile/r.json"],
                           "--json"),
+    "unreadable samples": (["evaluate", "--run", "run", "--samples", "afile"], "afile"),
 }
 
 
