@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from blackout_tutorial import process
+from blackout_tutorial import process, schedule
 from blackout_tutorial.evaluate import chi_square_test
 
 # reject a statistical test only when its p-value falls below this (fixed seeds)
@@ -194,6 +194,34 @@ def test_sample_forward_per_sample_times_and_dtypes():
         assert out.dtype == dtype
     same = [process.sample_forward(x0, t, generator=gen(9)) for _ in range(2)]
     assert torch.equal(*same)
+
+
+def _old_float32_sample_forward(x0, t, generator):
+    """The sampler before REVIEW C.3 (negative control): survival e^{-t} in float32."""
+    counts = x0.to(torch.float32)
+    p = torch.exp(-torch.as_tensor(t, dtype=torch.float32))
+    return torch.binomial(counts, p.expand_as(counts).contiguous(), generator=generator)
+
+
+def _death_z(sampler, x0, t, seed):
+    """z-score of the total number of deaths against Binomial(sum x0, 1 - e^{-t})."""
+    deaths = (x0.double() - sampler(x0, t, generator=gen(seed)).double()).sum().item()
+    n, q = x0.double().sum().item(), -math.expm1(-t)
+    return (deaths - n * q) / math.sqrt(n * q * (1 - q))
+
+
+@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float32])
+def test_sample_forward_death_rate_at_the_first_grid_times(k, dtype):
+    # t_0 = 3.06e-7 and t_1 = 3.15e-7 of the T = 1000, t_end = 15 grid. 2e5 pixels of
+    # 2^24 units (exact in float32) give about 1e6 expected deaths, so the z-test
+    # resolves 1 - p to 0.1%; the float32 survival is 2.5% (t_0) and 5.4% (t_1) off.
+    t = schedule.observation_times(1000, 15.0)[k].item()
+    x0 = torch.full((200_000,), 2**24, dtype=dtype)
+    z_max = stats.norm.isf(P_MIN / 2)  # two-sided test at level P_MIN: |z| < 3.29
+    assert abs(_death_z(process.sample_forward, x0, t, seed=10 + k)) < z_max
+    # Negative control: the same test rejects the old float32 sampler (|z| > 20).
+    assert abs(_death_z(_old_float32_sample_forward, x0, t, seed=10 + k)) > z_max
 
 
 @pytest.mark.parametrize("x0, t, match", [
