@@ -61,20 +61,23 @@ def _log_expm1(x):
 
 def loss_weights(times, kind="official", variant="instantaneous"):
     """Weights w_k for a time index k drawn uniformly from 0..T-1 (Eq. ch3-weights,
-    Chapter 3; Chapter 5).
+    Chapter 3; Eq. ch5-official-weights, Chapter 5).
 
     With p_k = e^{-t_k}, t_{-1} = 0 (so p_{-1} = 1):
 
     * official, instantaneous: w_k = T p_k (t_k - t_{k-1})
-    * official, finite:        w_k = T (p_{k-1} - p_k)
+    * official, finite:        w_k = p_{k-1} - p_k            (no factor T)
     * elbo, instantaneous:     w_k = T p_k / (1 - p_k) (t_k - t_{k-1})   (derived)
-    * elbo, finite:            w_k = T (p_{k-1} - p_k) / (1 - p_k)        (derived)
+    * elbo, finite:            w_k = T (p_{k-1} - p_k) / (1 - p_k) = T q_k   (derived)
 
     The ELBO weights come from the path KL between pure-birth processes, rate p/(1-p)
-    dt; the official weights are the ELBO ones times (1 - p_k), which down-weights small
-    times. The factor T undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum /
-    finite-step sum. ``times`` must be 1-D, strictly increasing, with times[0] > 0.
-    Returns float64 ``[T]``.
+    dt; q_k is the bridge probability of ``bridge.step_probabilities``. The factor T
+    undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum / finite-step sum. The
+    official code has it in its instantaneous weights only: its finite-time notebook
+    sets pi to all ones, so those weights sum to 1 - p_{T-1} (official instantaneous =
+    (1 - p_k) x ELBO instantaneous; official finite = (1 - p_k) x ELBO finite / T:
+    the same minimiser, 1/T the loss scale). Both down-weight small times. ``times``
+    must be 1-D, strictly increasing, with times[0] > 0. Returns float64 ``[T]``.
     """
     _checks.one_of(kind, KINDS, "kind"), _checks.one_of(variant, VARIANTS, "variant")
     times = _checks.time_grid(times)
@@ -86,6 +89,8 @@ def loss_weights(times, kind="official", variant="instantaneous"):
         w = p * steps
     else:
         w = p * torch.expm1(steps)  # p_{k-1} - p_k, without cancellation
+        if kind == "official":
+            return w  # the official finite-time weights carry no factor T
     if kind == "elbo":
         w = w / one_minus_p
     return T * w

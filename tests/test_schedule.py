@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from blackout_tutorial import schedule
+from blackout_tutorial import bridge, schedule
 
 
 @pytest.mark.parametrize("T, t_end", [(1000, 15.0), (2, 10.0), (37, 3.0)])
@@ -47,8 +47,13 @@ def test_observation_times_rejects_bad_input(bad):
 def test_official_finite_weights_telescope():
     t = schedule.observation_times(1000, 15.0)
     w = schedule.loss_weights(t, "official", "finite")
-    # E_k[w_k] = sum_k (p_{k-1} - p_k) = 1 - p_{T-1}.
-    assert w.mean().item() == pytest.approx(1 - math.exp(-15.0), rel=1e-12)
+    # No factor T (REVIEW C.2): sum_k w_k = sum_k (p_{k-1} - p_k) = 1 - p_{T-1}.
+    assert w.sum().item() == pytest.approx(1 - math.exp(-15.0), rel=1e-12)
+    p = torch.exp(-t)
+    p_prev = torch.cat([torch.ones(1, dtype=torch.float64), p[:-1]])
+    torch.testing.assert_close(w, p_prev - p, rtol=1e-12, atol=1e-15)
+    # The old weights (T times these) fail the same check.
+    assert not torch.allclose(1000 * w, p_prev - p, rtol=1e-3)
 
 
 def test_instantaneous_weights_are_riemann_sums():
@@ -71,7 +76,22 @@ def test_official_weights_are_elbo_weights_times_one_minus_p():
     for variant in schedule.VARIANTS:
         official = schedule.loss_weights(t, "official", variant)
         elbo = schedule.loss_weights(t, "elbo", variant)
-        torch.testing.assert_close(official, elbo * one_minus_p, rtol=1e-12, atol=0)
+        scale = 1 / t.numel() if variant == "finite" else 1.0  # official finite: no T
+        torch.testing.assert_close(official, elbo * one_minus_p * scale, rtol=1e-12,
+                                   atol=0)
+
+
+def test_elbo_finite_weights_are_T_times_the_bridge_probabilities():
+    # An identity that does not follow from the code of loss_weights: q_k comes from
+    # bridge.step_probabilities, (p_{k-1} - p_k) / (1 - p_k), computed there.
+    for T, t_end in ((1000, 15.0), (200, 10.0), (7, 3.0)):
+        t = schedule.observation_times(T, t_end)
+        w = schedule.loss_weights(t, "elbo", "finite")
+        q = bridge.step_probabilities(t)
+        torch.testing.assert_close(w, T * q, rtol=1e-13, atol=1e-15)
+        # It fails for a wrong weight: the official finite weights times T.
+        official = T * schedule.loss_weights(t, "official", "finite")
+        assert not torch.allclose(official, T * q, rtol=1e-3)
 
 
 def test_finite_weights_explicit_values():
