@@ -12,6 +12,7 @@ step of the discrete-time ELBO is KL(Binomial(y, q_k) || Poisson(y_hat q_k)) = c
 q_k * loss, an exact finite sum because y <= n_max.
 """
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -68,21 +69,30 @@ def _step_constants(q, n_max):
     ch5-kl-split, Chapter 5).
 
     With it, KL(Binomial(y, q) || Poisson(y_hat q)) = c(y) + q (y_hat - y ln y_hat); m
-    counts the units that stay dead. ``q`` in (0, 1]; float64 ``[n_max + 1]`` on the CPU
-    (it is tiny).
+    counts the units that stay dead. ``q`` in (0, 1], a float or a 1-D tensor of them;
+    float64 ``[n_max + 1]`` (or ``[len(q), n_max + 1]``) on the CPU, computed in chunks
+    so that 255-unit pixels need no more than a few MB.
     """
-    q = torch.tensor(float(q), dtype=torch.float64)
-    r = 1 - q
+    qs = torch.as_tensor(q, dtype=torch.float64).cpu()
+    if qs.ndim == 0:
+        return _step_constants(qs[None], n_max)[0]
     y = torch.arange(n_max + 1, dtype=torch.float64)
-    m = y[None]
-    reborn = (y[:, None] - m).clamp_min(0)
-    # xlogy keeps 0 log 0 = 0, so q = 1 (the last step, every unit back) needs no
-    # special case.
-    log_pmf = (torch.lgamma(y[:, None] + 1) - torch.lgamma(m + 1)
-               - torch.lgamma(reborn + 1) + torch.xlogy(m, r) + torch.xlogy(reborn, q))
-    pmf = torch.where(m <= y[:, None], torch.exp(log_pmf), 0.0)
-    expected_log_m = (pmf * torch.lgamma(m + 1)).sum(1)
-    return torch.lgamma(y + 1) - expected_log_m + torch.xlogy(y * r, r)
+    m = y[None, None]
+    yy = y[None, :, None]
+    reborn = (yy - m).clamp_min(0)
+    log_choose = torch.lgamma(yy + 1) - torch.lgamma(m + 1) - torch.lgamma(reborn + 1)
+    chunk = max(1, 2 ** 22 // (n_max + 1) ** 2)
+    rows = []
+    for part in qs.split(chunk):
+        r = (1 - part)[:, None, None]
+        # xlogy keeps 0 log 0 = 0, so q = 1 (the last step, every unit back) needs no
+        # special case.
+        log_pmf = log_choose + torch.xlogy(m, r) + torch.xlogy(reborn, 1 - r)
+        pmf = torch.where(m <= yy, torch.exp(log_pmf), 0.0)
+        expected_log_m = (pmf * torch.lgamma(m + 1)).sum(-1)
+        rows.append(torch.lgamma(y + 1) - expected_log_m
+                    + torch.xlogy(y * r[:, :, 0], r[:, :, 0]))
+    return torch.cat(rows)
 
 
 def kl_binomial_poisson(y, q, y_hat, n_max):
@@ -103,16 +113,13 @@ def kl_binomial_poisson(y, q, y_hat, n_max):
 
 
 def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
-                  prior_count=None,
-                  generator=None):
+                  prior_count=None, generator=None):
     """Negative ELBO in nats per image, ``[B]``: an upper bound on -ln p_model(x0) (Eq.
     ch5-elbo, Chapter 5).
 
     Generative model: x_{T-1} ~ Poisson(prior_count * p_end) per pixel at t_end =
-    times[-1],
-    then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the last step (q_0
-    = 1)
-    landing at t = 0. Forward posterior: the binomial bridge. Hence
+    times[-1], then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) down the grid, the
+    last step (q_0 = 1) landing at t = 0. Forward posterior: the binomial bridge. Hence
 
         -ELBO = KL(Bin(x0, p_end) || Poisson(prior_count p_end))
                 + sum_k E_{x_{t_k}} KL(Bin(x0 - x_{t_k}, q_k) || Poisson(y_hat q_k)),
@@ -120,18 +127,20 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
     each KL an exact finite sum (``kl_binomial_poisson``); the k = 0 term is the
     reconstruction -ln Poisson(x0 - x_{t_0}; y_hat). The prior is the model kernel of a
     step from t = infinity with a constant guess ``prior_count`` (default n_max / 2, a
-    mid-grey pixel): full support, and only ~ n_max e^{-t_end} nats per pixel away from
-    the data. Each term's expectation over x_{t_k} uses one forward draw per image.
+    mid-grey pixel): full support, and about (n_max / 2) e^{-t_end} nats per pixel away
+    from the data. Each term's expectation over x_{t_k} uses one forward draw per image.
 
-    ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices (shared by the
-    batch) from ``step_probs`` (uniform by default) with replacement and returns the
-    importance-weighted mean sum_i term_{k_i} / (m pi_{k_i}): unbiased, m model calls
-    instead of T.
+    ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices *per image*,
+    stratified: the proposal ``step_probs`` pi (uniform by default) is cut along its CDF
+    into m strata of mass 1/m, and image b gets k_{b,j} = CDF^{-1}((j + U_{b,j}) / m),
+    U uniform, j = 0..m-1. The estimate sum_j term_{k_{b,j}} / (m pi_{k_{b,j}}) is
+    unbiased, costs m model calls, and the images' values are independent draws (given
+    x0), so their spread is an honest error bar (``elbo_estimate``).
     """
     n_max = _checks.positive_int(n_max, "n_max")
     _checks.batch(x0, "x0", n_max)
     q = step_probabilities(times)
-    ks, scale = _choose_terms(q.numel(), n_terms, step_probs, generator)
+    ks, scale = _choose_terms(q.numel(), x0.shape[0], n_terms, step_probs, generator)
     prior_count = n_max / 2 if prior_count is None else \
         _checks.number(prior_count, "prior_count", minimum=0, strict=True)
     times = _checks.time_grid(times)
@@ -139,33 +148,52 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
     nats = kl_binomial_poisson(x0, p_end, torch.full(x0.shape, prior_count,
                                                      device=x0.device), n_max)
     nats = nats.reshape(x0.shape[0], -1).sum(1)
-    times_dev = times.to(x0.device)
+    used, rows = torch.unique(ks, return_inverse=True)
+    consts = _step_constants(q[used].cpu(), n_max).to(x0.device)
+    q_dev, times_dev = q.to(x0.device), times.to(x0.device)
     with torch.no_grad():
-        for k, w in zip(ks.tolist(), scale.tolist()):
-            t = times_dev[k].expand(x0.shape[0])
+        for k, row, w in zip(ks.to(x0.device), rows.to(x0.device),
+                             scale.to(x0.device)):
+            t = times_dev[k]
             x_t = process.sample_forward(x0, t, generator=generator)
-            y_hat = _checks.predict(model, x_t, t, step=k)
-            kl = kl_binomial_poisson(x0 - x_t, float(q[k]), y_hat, n_max)
-            nats = nats + w * kl.reshape(x0.shape[0], -1).sum(1)
+            lo, hi = int(k.min()), int(k.max())
+            y_hat = _checks.predict(model, x_t, t, step=lo if lo == hi else
+                                    f"{lo}..{hi}")
+            nats = nats + w * _term(x0 - x_t, q_dev[k], consts[row], y_hat)
     return nats
 
 
-def _choose_terms(T, n_terms, step_probs, generator):
-    """Term indices and weights: all T with weight 1, or m draws from pi with weight
-    1/(m pi_k)."""
+def _term(y, q, consts, y_hat):
+    """Per-image sum over pixels of KL(Bin(y, q_b) || Poisson(y_hat q_b)), ``[B]``.
+
+    ``q``: ``[B]``; ``consts``: the rows c_b(.) of ``_step_constants``, ``[B, V]``."""
+    flat = y.reshape(y.shape[0], -1).long()
+    c = torch.gather(consts, 1, flat)
+    loss = poisson_loss(y_hat.to(torch.float64).clamp_min(EPS).reshape(flat.shape),
+                        flat.to(torch.float64))
+    return (c + q[:, None] * loss).sum(1)
+
+
+def _choose_terms(T, B, n_terms, step_probs, generator):
+    """Step indices and weights, ``[m, B]`` each: all T steps with weight 1, or one
+    draw per image in each of m strata of equal mass under pi, weight 1/(m pi_k)."""
     if n_terms is None:
         if step_probs is not None:
             raise ValueError("step_probs needs n_terms "
                              "(the full sum uses every term once)")
-        return torch.arange(T), torch.ones(T, dtype=torch.float64)
+        return (torch.arange(T)[:, None].expand(T, B),
+                torch.ones(T, B, dtype=torch.float64))
     m = _checks.positive_int(n_terms, "n_terms")
     pi = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
-        _checks.probability_vector(step_probs, "step_probs").cpu()
+        _checks.probability_vector(step_probs, "step_probs").cpu().to(torch.float64)
     if pi.shape != (T,) or bool((pi <= 0).any()):
         raise ValueError(f"step_probs must be [T] = [{T}], positive, summing to 1")
+    pi = pi / pi.sum()
     device = generator.device if generator is not None else pi.device
-    ks = torch.multinomial(pi.to(device), m, replacement=True,
-                           generator=generator).cpu()
+    u = torch.rand(m, B, generator=generator, device=device,
+                   dtype=torch.float64).cpu()
+    u = (torch.arange(m, dtype=torch.float64)[:, None] + u) / m
+    ks = torch.searchsorted(torch.cumsum(pi, 0), u, right=True).clamp(max=T - 1)
     return ks, 1.0 / (m * pi[ks])
 
 
@@ -181,3 +209,42 @@ def elbo_bits_per_dim(model, x0, times, n_max, n_terms=None, step_probs=None,
     nats = negative_elbo(model, x0, times, n_max, n_terms, step_probs, prior_count,
                          generator)
     return nats / (x0[0].numel() * math.log(2))
+
+
+def elbo_estimate(model, x0, times, n_max, n_terms=None, step_probs=None,
+                  prior_count=None, generator=None, repeats=1, batch_size=None):
+    """The data-set mean of ``elbo_bits_per_dim`` with its honest standard error:
+    ``(mean, stderr)`` in bits/dim, floats (Eq. ch10-bpd, Chapter 10).
+
+    Each image gets ``repeats`` independent estimates (fresh forward noise and, with
+    ``n_terms``, fresh stratified step indices per image); v_b is their mean and
+    ``mean`` = mean_b v_b. The v_b are independent given the images, so ``stderr`` =
+    sd_b(v_b) / sqrt(B) includes all the randomness of the estimator (forward noise and
+    step indices) and the spread of the images themselves: it is the standard error of
+    ``mean`` as an estimate of the model's expected bound under the data law the images
+    are drawn from (for this fixed set of images it is conservative). ``batch_size``
+    splits x0 into chunks for the model calls (all of x0 at once by default). Needs B
+    >= 2.
+    """
+    _checks.batch(x0, "x0")
+    if x0.shape[0] < 2:
+        raise ValueError(f"x0 must hold at least 2 images for a standard error, got "
+                         f"{x0.shape[0]}")
+    repeats = _checks.positive_int(repeats, "repeats")
+    size = x0.shape[0] if batch_size is None else \
+        _checks.positive_int(batch_size, "batch_size")
+    per_image = torch.zeros(x0.shape[0], dtype=torch.float64)
+    for _ in range(repeats):
+        parts = [elbo_bits_per_dim(model, chunk, times, n_max, n_terms, step_probs,
+                                   prior_count, generator).double().cpu()
+                 for chunk in x0.split(size)]
+        per_image += torch.cat(parts) / repeats
+    return ElboEstimate(float(per_image.mean()),
+                        float(per_image.std()) / math.sqrt(x0.shape[0]))
+
+
+class ElboEstimate(NamedTuple):
+    """``elbo_estimate``'s result: ``mean`` and ``stderr``, bits/dim."""
+
+    mean: float
+    stderr: float

@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from blackout_tutorial import _checks
+from blackout_tutorial import _checks, losses
+from blackout_tutorial.bridge import step_probabilities
 
 
 def toy_distribution():
@@ -200,3 +201,84 @@ class Oracle:
         """
         freq, outside = self.empirical_probs(samples)
         return float(0.5 * ((freq - self.probs.to(freq.device)).abs().sum() + outside))
+
+
+def _one_pixel_setup(model, x0_values, times, n_max, prior_count):
+    """Checked arguments of the exact one-pixel computations below."""
+    n_max = _checks.positive_int(n_max, "n_max")
+    values = _checks.counts(torch.as_tensor(x0_values), "x0_values", n_max=n_max)
+    times = _checks.time_grid(times).cpu()
+    prior_count = n_max / 2 if prior_count is None else \
+        _checks.number(prior_count, "prior_count", minimum=0, strict=True)
+    shape = tuple(getattr(model, "image_shape", (1,)))
+    if math.prod(shape) != 1:
+        raise ValueError(f"model must be a one-pixel model, got image shape {shape}")
+    return values.reshape(-1).long().cpu(), times, prior_count, shape
+
+
+def _rates(model, times, k, n_max, shape):
+    """y_hat(x, t_k) for every count x = 0..n_max of one pixel, float64 ``[V]``,
+    clamped at ``losses.EPS`` as the ELBO's model kernel is."""
+    x = torch.arange(n_max + 1, dtype=torch.get_default_dtype()).reshape(-1, *shape)
+    y_hat = _checks.predict(model, x, times[k], step=k)
+    return y_hat.reshape(-1).to(torch.float64).clamp_min(losses.EPS)
+
+
+def exact_negative_elbo(model, x0_values, times, n_max, prior_count=None):
+    """The negative ELBO of ``losses.negative_elbo`` with every expectation done
+    exactly, for a one-pixel model: nats ``[len(x0_values)]`` (Eq. ch5-elbo, Chapter
+    5).
+
+    Term k sums KL(Bin(x0 - x, q_k) || Poisson(y_hat(x, t_k) q_k)) over x = 0..x0 with
+    the weights Binomial(x; x0, e^{-t_k}) instead of drawing x_{t_k}; the prior term is
+    the same as there. ``model`` sees ``[n_max + 1, *image_shape]``
+    (``model.image_shape`` when it has one, else ``(1,)``); ``x0_values``: counts in
+    0..n_max. One model call per step: meant for toys and checks.
+    """
+    values, times, prior_count, shape = _one_pixel_setup(model, x0_values, times,
+                                                         n_max, prior_count)
+    q = step_probabilities(times)
+    p_end = math.exp(-float(times[-1]))
+    nats = losses.kl_binomial_poisson(values, p_end,
+                                      torch.full(values.shape, prior_count), n_max)
+    consts = losses._step_constants(q, n_max)                        # [T, V]
+    v = values.to(torch.float64)[:, None]
+    x = torch.arange(n_max + 1, dtype=torch.float64)[None]
+    possible = x <= v
+    dead = (v - x).clamp_min(0)
+    log_choose = torch.lgamma(v + 1) - torch.lgamma(x + 1) - torch.lgamma(dead + 1)
+    for k in range(times.numel()):
+        t = times[k].to(torch.float64)
+        log_pmf = log_choose - x * t + torch.xlogy(dead, -torch.expm1(-t))
+        pmf = torch.where(possible, torch.exp(log_pmf), 0.0)          # [N, V]
+        y_hat = _rates(model, times, k, n_max, shape)[None].expand_as(pmf)
+        kl = consts[k][dead.long()] + q[k] * losses.poisson_loss(y_hat, dead)
+        nats = nats + (pmf * torch.where(possible, kl, 0.0)).sum(1)
+    return nats
+
+
+def model_nll_exact(model, x0_values, times, n_max, prior_count=None):
+    """-ln p_model(x0) in nats, exactly, for a one-pixel model: ``[len(x0_values)]``
+    (Eq. ch5-elbo, Chapter 5).
+
+    The generative chain of ``losses.negative_elbo``: x_{T-1} ~ Poisson(prior_count
+    e^{-t_end}), then x_{k-1} = x_k + Poisson(y_hat(x_k, t_k) q_k) for k = T-1..0. A
+    forward dynamic programme carries the law of the count over 0..n_max down the grid
+    (counts only grow, so mass above n_max never returns and is dropped exactly). Every
+    negative ELBO of that model is >= this value. Same arguments as
+    ``exact_negative_elbo``.
+    """
+    values, times, prior_count, shape = _one_pixel_setup(model, x0_values, times,
+                                                         n_max, prior_count)
+    q = step_probabilities(times)
+    x = torch.arange(n_max + 1, dtype=torch.float64)
+    mean = prior_count * math.exp(-float(times[-1]))
+    law = torch.exp(torch.xlogy(x, torch.tensor(mean, dtype=torch.float64)) - mean
+                    - torch.lgamma(x + 1))
+    jump = x[None] - x[:, None]                                     # [from, to]
+    for k in reversed(range(times.numel())):
+        rate = _rates(model, times, k, n_max, shape)[:, None] * q[k]
+        log_kernel = torch.xlogy(jump.clamp_min(0), rate) - rate \
+            - torch.lgamma(jump.clamp_min(0) + 1)
+        law = law @ torch.where(jump >= 0, torch.exp(log_kernel), 0.0)
+    return -torch.log(law[values])

@@ -221,7 +221,9 @@ def _const(v):
                                        generator=torch.Generator().manual_seed(0)),
 ])
 def test_review_e_elbo_names_the_model_output_and_the_step(value, bound):
-    with pytest.raises(ValueError, match=r"model output at step \d+ must be finite"):
+    # One step, or the range of one stratum's per-image steps ("step 3..5").
+    with pytest.raises(ValueError,
+                       match=r"model output at step \d+(\.\.\d+)? must be finite"):
         bound(_const(value))
 
 
