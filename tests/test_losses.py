@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from blackout_tutorial import losses, oracle, schedule
+from blackout_tutorial import losses, oracle, process, schedule
+from blackout_tutorial.bridge import step_probabilities
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -272,3 +273,119 @@ def test_review_e_elbo_names_the_model_output_and_the_step(value, bound):
 def test_review_e_losses_reject_bad_input_by_name(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- the ELBO estimator against exact answers (issue 13, REVIEW D.1) ------------------
+# A one-pixel law with the exact oracle: every expectation of the bound can be summed
+# exactly (oracle.exact_negative_elbo) and the model's own likelihood computed by
+# dynamic programming over its Poisson-kernel chain (oracle.model_nll_exact).
+PIXEL_VALUES = torch.tensor([0, 2, 5, 8])
+PIXEL_GRID = schedule.observation_times(50, 6.0)
+
+
+@pytest.fixture(scope="module")
+def pixel_law():
+    probs = torch.tensor([0.2, 0.3, 0.3, 0.2], dtype=torch.float64)
+    orc = oracle.Oracle(PIXEL_VALUES[:, None], probs)
+    exact = oracle.exact_negative_elbo(orc, PIXEL_VALUES, PIXEL_GRID, 8)
+    return orc, probs, exact
+
+
+def _old_negative_elbo(model, x0, times, n_max, n_terms, generator):
+    """The estimator before issue 13: one set of step indices shared by the batch."""
+    q = step_probabilities(times)
+    ks = torch.randint(0, times.numel(), (n_terms,), generator=generator)
+    prior = torch.full(x0.shape, n_max / 2)
+    nats = losses.kl_binomial_poisson(x0, math.exp(-float(times[-1])), prior, n_max)
+    nats = nats.reshape(x0.shape[0], -1).sum(1)
+    for k in ks.tolist():
+        x_t = process.sample_forward(x0, times[k], generator=generator)
+        kl = losses.kl_binomial_poisson(x0 - x_t, float(q[k]), model(x_t, times[k]),
+                                        n_max)
+        nats = nats + times.numel() / n_terms * kl.reshape(x0.shape[0], -1).sum(1)
+    return nats
+
+
+def test_exact_elbo_terms_match_the_monte_carlo_bound(pixel_law):
+    orc, _, exact = pixel_law
+    x0 = PIXEL_VALUES.repeat_interleave(1500)[:, None]
+    for n_terms, step_probs in [(None, None), (7, None),
+                                (7, torch.linspace(1, 3, 50, dtype=torch.float64))]:
+        probs = None if step_probs is None else step_probs / step_probs.sum()
+        mc = losses.negative_elbo(orc, x0, PIXEL_GRID, 8, n_terms=n_terms,
+                                  step_probs=probs,
+                                  generator=torch.Generator().manual_seed(5))
+        mc = mc.reshape(4, -1)
+        se = mc.std(1) / math.sqrt(mc.shape[1])
+        assert (torch.abs(mc.mean(1) - exact) <= 4 * se + 1e-9).all(), n_terms
+
+
+def test_bound_stays_above_the_exact_model_nll_and_a_wrong_one_does_not(pixel_law):
+    orc, probs, exact = pixel_law
+    nll = oracle.model_nll_exact(orc, torch.arange(9), PIXEL_GRID, 8)
+    # The dynamic programme's law over 0..8 (tau-leaping's Poisson kernels overshoot 8
+    # with a few % of the mass) is close to the data law: KL(data || model) is small
+    # but positive. oracle's tests check it against simulated chains.
+    assert 0.9 < float(torch.exp(-nll).sum()) <= 1 + 1e-9
+    kl_data_model = float((probs * (torch.log(probs) + nll[PIXEL_VALUES])).sum())
+    assert 0 < kl_data_model < 0.1
+    assert (exact >= nll[PIXEL_VALUES] - 1e-9).all()
+    # x0 = 0: every path is x_t = 0 and the bound is tight, so it can fail: drop the
+    # prior term and it falls below the exact NLL.
+    assert float(exact[0]) == pytest.approx(float(nll[0]), abs=1e-9)
+    prior = losses.kl_binomial_poisson(PIXEL_VALUES, math.exp(-6.0),
+                                       torch.full((4,), 4.0), 8)
+    assert float(exact[0] - prior[0]) < float(nll[0]) - 5e-3
+
+
+def _repeat(estimate, repeats):
+    pairs = np.array([estimate(s) for s in range(repeats)])
+    return pairs[:, 0], pairs[:, 1]
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_reported_stderr_matches_the_spread_of_repeats(pixel_law, fixed):
+    orc, probs, exact = pixel_law
+    to_bits = 1 / math.log(2)
+
+    def estimate(seed):
+        gen = torch.Generator().manual_seed(1000 + seed)
+        x0 = torch.full((100, 1), 5) if fixed else orc.sample(100, generator=gen)
+        return losses.elbo_estimate(orc, x0, PIXEL_GRID, 8, n_terms=5, generator=gen)
+
+    means, stderrs = _repeat(estimate, 40)
+    ratio = float(np.mean(stderrs)) / float(np.std(means, ddof=1))
+    assert 1 / 1.5 < ratio < 1.5
+    truth = float(exact[2] if fixed else (probs * exact).sum()) * to_bits
+    assert abs(means.mean() - truth) < 4 * np.std(means, ddof=1) / math.sqrt(40)
+
+
+def test_old_shared_index_stderr_does_not_match_the_spread_of_repeats(pixel_law):
+    orc = pixel_law[0]
+
+    def estimate(seed):
+        gen = torch.Generator().manual_seed(2000 + seed)
+        nats = _old_negative_elbo(orc, torch.full((100, 1), 5), PIXEL_GRID, 8, 5, gen)
+        return float(nats.mean()), float(nats.std()) / math.sqrt(len(nats))
+
+    means, stderrs = _repeat(estimate, 40)
+    assert float(np.std(means, ddof=1)) / float(np.mean(stderrs)) > 1.5
+
+
+def test_stratified_indices_cover_the_strata_and_repeats_average():
+    ks, w = losses._choose_terms(10, 3, 10, None, torch.Generator().manual_seed(0))
+    assert (ks == torch.arange(10)[:, None]).all()
+    assert torch.allclose(w, torch.ones(10, 3, dtype=w.dtype))
+    pi = torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=torch.float64)
+    ks, w = losses._choose_terms(4, 1000, 2, pi, torch.Generator().manual_seed(0))
+    assert (ks[0] == 0).all() and (ks[1] >= 1).all()   # strata of mass 1/2 each
+    orc = oracle.Oracle(PIXEL_VALUES[:, None])
+    x0 = torch.full((400, 1), 5)
+    one = losses.elbo_estimate(orc, x0, PIXEL_GRID, 8, n_terms=3,
+                               generator=torch.Generator().manual_seed(0))
+    four = losses.elbo_estimate(orc, x0, PIXEL_GRID, 8, n_terms=3, repeats=4,
+                                batch_size=64,
+                                generator=torch.Generator().manual_seed(0))
+    assert 0.35 < four.stderr / one.stderr < 0.7      # about 1/2: four draws per image
+    with pytest.raises(ValueError, match="at least 2 images"):
+        losses.elbo_estimate(orc, x0[:1], PIXEL_GRID, 8)

@@ -140,3 +140,40 @@ def test_review_e_oracle_rejects_bad_input_by_name(call, match):
 def test_review_e_oracle_checks_its_probabilities(probs, match):
     with pytest.raises(ValueError, match=match):
         oracle.Oracle(oracle.toy_distribution()[0], probs.double())
+
+
+# --- exact one-pixel ELBO and likelihood (issue 13) -----------------------------------
+def test_model_nll_exact_matches_simulated_model_chains():
+    from blackout_tutorial import schedule
+    from blackout_tutorial.bridge import step_probabilities
+    orc = oracle.Oracle(torch.tensor([[0], [3], [6]]), torch.tensor([0.3, 0.5, 0.2]))
+    times = schedule.observation_times(30, 5.0)
+    law = torch.exp(-oracle.model_nll_exact(orc, torch.arange(7), times, 6))
+    # The model's own chain, simulated: Poisson prior, then Poisson(y_hat q_k) births.
+    gen, q = torch.Generator().manual_seed(0), step_probabilities(times)
+    n = 40000
+    x = torch.poisson(torch.full((n, 1), 3 * math.exp(-5.0)), generator=gen)
+    for k in reversed(range(30)):
+        x = x + torch.poisson(orc(x, times[k]).double().clamp_min(1e-12) * q[k],
+                              generator=gen).float()
+    freq = torch.stack([(x[:, 0] == v).double().mean() for v in range(7)])
+    se = torch.sqrt(law * (1 - law) / n)
+    assert (torch.abs(freq - law) < 4 * se + 2e-4).all()
+    assert float((x > 6).double().mean()) == pytest.approx(1 - float(law.sum()),
+                                                          abs=4 * math.sqrt(0.05 / n))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda o, g: oracle.exact_negative_elbo(o, [9], g, 8), "x0_values must hold"),
+    (lambda o, g: oracle.model_nll_exact(o, [1], g, 0), "n_max must be an integer"),
+    (lambda o, g: oracle.model_nll_exact(oracle.Oracle(torch.ones(2, 2).long()
+                                                       .cumsum(0)), [1], g, 8),
+     "one-pixel model"),
+    (lambda o, g: oracle.exact_negative_elbo(o, [1], g, 8, prior_count=0),
+     "prior_count must be a finite number > 0"),
+])
+def test_exact_one_pixel_functions_reject_bad_input_by_name(call, match):
+    from blackout_tutorial import schedule
+    orc = oracle.Oracle(torch.tensor([[0], [3]]))
+    with pytest.raises(ValueError, match=match):
+        call(orc, schedule.observation_times(5, 3.0))
