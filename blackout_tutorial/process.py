@@ -50,13 +50,13 @@ def marginal_pmf(n0, t, n_max=None):
     n0, t = n0.unsqueeze(-1), t.unsqueeze(-1)
     n = torch.arange(n_max + 1, dtype=torch.float64, device=n0.device)
     possible = n <= n0
-    k = torch.where(possible, n0 - n, torch.zeros_like(n0 - n))  # units that died
-    log_choose = torch.lgamma(n0 + 1) - torch.lgamma(n + 1) - torch.lgamma(k + 1)
-    log_p = -t                              # log e^{-t}, exact
-    log_q = torch.log(-torch.expm1(-t))     # log(1 - e^{-t}), accurate for tiny t
+    dead = torch.where(possible, n0 - n, torch.zeros_like(n0 - n))  # units that died
+    log_choose = torch.lgamma(n0 + 1) - torch.lgamma(n + 1) - torch.lgamma(dead + 1)
+    log_p = -t                                    # log e^{-t}, exact
+    log_one_minus_p = torch.log(-torch.expm1(-t))  # log(1 - e^{-t}), for tiny t too
     # 0 * log 0 = 0: a term with exponent 0 contributes nothing even when its base is 0.
-    log_pmf = (
-        log_choose + n * log_p + torch.where(k > 0, k * log_q, torch.zeros_like(k))
+    log_pmf = log_choose + n * log_p + torch.where(
+        dead > 0, dead * log_one_minus_p, torch.zeros_like(dead)
     )
     return torch.where(possible, torch.exp(log_pmf), torch.zeros_like(log_pmf))
 
