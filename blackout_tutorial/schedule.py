@@ -2,9 +2,9 @@
 
 The official code observes the forward process at T times t_0 < ... < t_{T-1} = t_end
 that are equally spaced in the logit of the survival probability p_t = e^{-t}, i.e. in
-log-SNR (for a unit count, SNR = p/(1-p)). Training draws a time index k uniformly (pi_k
-= 1/T) and multiplies the per-time loss by a weight w_k, so the average over k estimates
-the integral (or sum) over time that the objective asks for.
+log-SNR (for a unit count, SNR = p/(1-p)). Training draws a time index k uniformly
+(each with probability 1/T) and multiplies the per-time loss by a weight w_k, so the
+average over k estimates the integral (or sum) over time that the objective asks for.
 """
 import math
 
@@ -72,12 +72,13 @@ def loss_weights(times, kind="official", variant="instantaneous"):
 
     The ELBO weights come from the path KL between pure-birth processes, rate p/(1-p)
     dt; q_k is the bridge probability of ``bridge.step_probabilities``. The factor T
-    undoes pi_k = 1/T, so E_k[w_k f(t_k)] is the Riemann sum / finite-step sum. The
-    official code has it in its instantaneous weights only: its finite-time notebook
-    sets pi to all ones, so those weights sum to 1 - p_{T-1} (official instantaneous =
-    (1 - p_k) x ELBO instantaneous; official finite = (1 - p_k) x ELBO finite / T:
-    the same minimiser, 1/T the loss scale). Both down-weight small times. ``times``
-    must be 1-D, strictly increasing, with times[0] > 0. Returns float64 ``[T]``.
+    undoes the probability 1/T of each index, so E_k[w_k f(t_k)] is the Riemann sum /
+    finite-step sum. The official code has it in its instantaneous weights only: its
+    finite-time notebook sets its index weights to 1, so those weights sum to
+    1 - p_{T-1} (official instantaneous = (1 - p_k) x ELBO instantaneous; official
+    finite = (1 - p_k) x ELBO finite / T: the same minimiser, 1/T the loss scale).
+    Both down-weight small times. ``times`` must be 1-D, strictly increasing, with
+    times[0] > 0. Returns float64 ``[T]``.
     """
     _checks.one_of(kind, KINDS, "kind"), _checks.one_of(variant, VARIANTS, "variant")
     times = _checks.time_grid(times)
@@ -97,8 +98,8 @@ def loss_weights(times, kind="official", variant="instantaneous"):
 
 
 def sample_time_indices(batch, T, generator=None, device=None):
-    """Draw ``batch`` time indices uniformly from 0..T-1 (pi_k = 1/T, Chapter 5).
-    Returns long ``[batch]``."""
+    """Draw ``batch`` time indices uniformly from 0..T-1 (probability 1/T each,
+    Chapter 5). Returns long ``[batch]``."""
     batch, T = _checks.positive_int(batch, "batch"), _checks.positive_int(T, "T")
     if device is None and generator is not None:
         device = generator.device

@@ -224,3 +224,29 @@ def test_review_e_schedule_helpers_name_their_arguments():
         with pytest.raises(ValueError, match=match):
             call()
     assert schedule.logit_survival(1.0).item() == pytest.approx(-math.log(math.e - 1))
+
+
+def test_elbo_weight_is_the_path_kl_rate_of_two_birth_processes():
+    # Eq. ch5-path-kl, checked without the package's weights: over a short step h down
+    # from t the true births (one pixel, y missing units) are Binomial(y, q); a model
+    # birth process at the frozen rate y_hat p/(1-p) gives Poisson(-y_hat log(1 - q)).
+    # Their KL per unit time tends to p_t/(1-p_t) times the Bregman divergence (h =
+    # 1e-4 t: the rate varies on the scale t, so the error is about h / (2 t)).
+    y, y_hat = 3, 1.7
+    bregman = y_hat - y + y * math.log(y / y_hat)
+    grid = schedule.observation_times(1000, 15.0)
+    for k in (100, 300, 500):  # t = 3e-5, 2.5e-3, 0.70: where 1 - p_t < 1/2
+        t = grid[k].item()
+        h = 1e-4 * t
+        q = (math.exp(-(t - h)) - math.exp(-t)) / -math.expm1(-t)
+        j = np.arange(y + 1)
+        kl = float(np.sum(stats.binom.pmf(j, y, q) * (
+            stats.binom.logpmf(j, y, q)
+            - stats.poisson.logpmf(j, -y_hat * math.log1p(-q)))))
+        rate = kl / h / bregman
+        per_time = {kind: (schedule.loss_weights(grid, kind)[k]
+                           / (1000 * (grid[k] - grid[k - 1]))).item()
+                    for kind in schedule.KINDS}
+        assert rate == pytest.approx(per_time["elbo"], rel=1e-3)
+        # The official weight density p_t (a factor 1 - p_t smaller) fails it.
+        assert per_time["official"] != pytest.approx(rate, rel=1e-2)
