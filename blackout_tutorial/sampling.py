@@ -17,6 +17,7 @@ the loop.
 ``gillespie_reverse`` is the exact continuous-time sampler of a one-pixel toy, the
 reference the discretised samplers converge to.
 """
+import contextlib
 import os
 
 import torch
@@ -76,6 +77,22 @@ def binomial_bridge_step(x, y_hat, q, n_max, rounding="stochastic", generator=No
         .contiguous()
     )
     return x + torch.binomial(count, prob, generator=generator).long()
+
+
+@contextlib.contextmanager
+def dropout_active(model, enabled=True):
+    """Dropout layers of ``model`` in training mode for the duration, every other
+    layer as it was (the official generation samples with dropout on, Chapter 9)."""
+    modules = model.modules() if enabled and hasattr(model, "modules") else ()
+    layers = [m for m in modules if isinstance(m, torch.nn.Dropout)]
+    modes = [m.training for m in layers]
+    for m in layers:
+        m.train()
+    try:
+        yield model
+    finally:
+        for m, mode in zip(layers, modes):
+            m.train(mode)
 
 
 def _progress(iterable, enabled, total):

@@ -4,8 +4,9 @@
 (layout in :mod:`blackout_tutorial.runs`). Each step draws a batch; the loss draws its
 own noise: by default the weighted Poisson loss of Chapter 5 (``losses.blackout_loss``,
 Eq. ch7-loss, Chapter 7) on the grid of ``schedule.training_grid``. Adam, linear
-warmup, gradient clipping, an EMA of the weights, bfloat16 autocast on CUDA. Loss and
-model builder are arguments, so the Gaussian baseline of Chapter 10 uses the same loop.
+warmup, gradient clipping, an EMA of the weights (updated after the optimiser step, or
+before it as in the official code), bfloat16 autocast on CUDA. Loss and model builder
+are arguments, so the Gaussian baseline of Chapter 10 uses the same loop.
 
 Exact resume: all randomness of step s (data order, time indices, forward noise,
 flips, dropout) comes from generators seeded by (seed, s, rank), so a run resumed from
@@ -27,7 +28,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from blackout_tutorial import _checks, _ddp, losses, nets, presets, runs, schedule
+from blackout_tutorial import (
+    _checks,
+    _ddp,
+    _train_args,
+    losses,
+    nets,
+    presets,
+    runs,
+    schedule,
+)
 from blackout_tutorial.data import load_dataset, random_hflip
 
 
@@ -129,7 +139,7 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
     (with a checkpoint), as an interruption would; ``progress`` is on unless env
     ``BLACKOUT_PROGRESS=0``. A non-finite loss or gradient raises FloatingPointError.
     """
-    _check_arguments(preset, out_dir, loss, build_model, dataset, stop_at)
+    _train_args.check(preset, out_dir, loss, build_model, dataset, stop_at)
     rank, world, device, started = _ddp.setup(presets.resolve_device(device))
     if preset.train.batch_size % world:
         raise ValueError(f"batch_size={preset.train.batch_size} must be divisible "
@@ -148,24 +158,6 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
     finally:
         if started:
             dist.destroy_process_group()
-
-
-def _check_arguments(preset, out_dir, loss, build_model, dataset, stop_at):
-    """ValueError naming the argument; runs before anything is created."""
-    if not isinstance(preset, presets.Preset):
-        raise ValueError(f"preset must be a Preset, got {type(preset).__name__}")
-    if not isinstance(out_dir, (str, os.PathLike)) or Path(out_dir).is_file():
-        raise ValueError(f"out_dir must be a run folder, not a file, got {out_dir!r}")
-    for name, f in (("loss", loss), ("build_model", build_model)):
-        if f is not None and not callable(f):
-            raise ValueError(f"{name} must be callable or None, got {f!r}")
-    if stop_at is not None:
-        _checks.positive_int(stop_at, "stop_at", minimum=0)
-    shape, n_max = runs.image_spec(preset.dataset)
-    if dataset is not None and (getattr(dataset, "shape", None), getattr(
-            dataset, "n_max", None)) != (shape, n_max):
-        raise ValueError(f"dataset must hold images {shape} with n_max {n_max} (those "
-                         f"of preset.dataset {preset.dataset!r}), got {dataset!r:.80}")
 
 
 class _Run:
@@ -223,9 +215,13 @@ class _Run:
         bar = _progress_bar(progress, self.step, cfg.steps, self.preset.name)
         self.model.train()
         while self.step < end:
+            ema = functools.partial(update_ema, self.ema, self.model, cfg.ema_decay,
+                                    self.step)
+            before = ema if cfg.ema_order == "before" else None
             values = training_step(net, self.optimizer, loss, images, self.preset,
-                                   self.step, self.rank, self.world)
-            update_ema(self.ema, self.model, cfg.ema_decay, self.step)
+                                   self.step, self.rank, self.world, before)
+            if cfg.ema_order == "after":
+                ema()
             self.step += 1
             self.history.append(values)
             bar.update(1)
@@ -253,10 +249,13 @@ class _Run:
                                  title=f"{p.name}, step {step}")
 
 
-def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
+def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1,
+                  before_step=None):
     """One optimiser step of :func:`train`; returns (loss, learning rate, grad norm).
 
     Everything random in the step is seeded by (seed, step, rank): exact resume.
+    ``before_step()`` runs just before ``optimizer.step()`` (the official EMA order,
+    ``ema_order="before"``); ``grad_clip = 0`` measures the norm without clipping.
     """
     cfg = preset.train
     seed = step_seed(cfg.seed, step, rank)
@@ -275,7 +274,7 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
     optimizer.zero_grad(set_to_none=True)
     value.backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
     stats = torch.stack([value.detach().float(), grad_norm.float()])
     if world > 1:
         dist.all_reduce(stats)
@@ -286,6 +285,8 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1):
             f"training diverged at step {step + 1}: loss {loss_value}, gradient "
             f"norm {norm_value} (lr {lr:.3g}). The last checkpoint is intact; lower "
             f"train.lr or train.grad_clip, or delete the checkpoint to restart.")
+    if before_step is not None:
+        before_step()
     optimizer.step()
     return loss_value, lr, norm_value
 
