@@ -148,3 +148,25 @@ def test_review_e_marginal_birth_rate_names_a_bad_model_output(value):
     with pytest.raises(ValueError, match="model output must be finite and >= 0"):
         bridge.marginal_birth_rate(lambda x, t: torch.full(x.shape, value),
                                    torch.tensor([1, 2]), 1.0)
+
+
+def test_marginal_rate_of_a_two_pixel_law_is_the_discrete_score():
+    # Eq. ch4-marginal-rate for an image: pixel 1's reverse birth rate from the joint
+    # posterior (the oracle) equals the discrete score (n1 + 1) P(n1 + 1, n2) / P(n1,
+    # n2) of the joint marginal; the rate of pixel 1 alone (its own marginal law,
+    # ignoring pixel 2, with which it is correlated) does not.
+    support = torch.tensor([[0, 3], [2, 1], [3, 3], [1, 0]])
+    probs = torch.tensor([0.1, 0.4, 0.3, 0.2], dtype=torch.float64)
+    joint_oracle = oracle.Oracle(support, probs)
+    pixel1 = oracle.Oracle(torch.tensor([0, 1, 2, 3]),
+                           torch.tensor([0.1, 0.2, 0.4, 0.3], dtype=torch.float64))
+    n1, n2 = torch.meshgrid(torch.arange(3), torch.arange(4), indexing="ij")
+    x_t = torch.stack([n1.reshape(-1), n2.reshape(-1)], -1)
+    for t in (0.05, 0.3, 1.0, 3.0):
+        pmf = process.marginal_pmf(support, t, n_max=3)  # [K, 2, 4]
+        joint = torch.einsum("k,ka,kb->ab", probs, pmf[:, 0], pmf[:, 1])
+        score = ((n1 + 1) * joint[1:] / joint[:-1]).reshape(-1)
+        rate = bridge.marginal_birth_rate(joint_oracle, x_t, t)[:, 0]
+        torch.testing.assert_close(rate, score, rtol=1e-6, atol=1e-12)
+        alone = bridge.marginal_birth_rate(pixel1, x_t[:, 0], t)
+        assert (alone - score).abs().max() > 0.1 * score.abs().max()
