@@ -12,10 +12,8 @@ with the cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b), truncated t
 It is fed the time t = -log alpha_u^2, so its time features see logit(e^{-t}) =
 lambda_u, the log-SNR, as the Blackout network sees the per-unit log-SNR logit(p_t).
 
-Sampling is ancestral (posterior q(x_s | x_t, x0_hat) step by step); the likelihood
-is the discrete-time variational bound on the *integer* pixels with a
-discretised-Gaussian decoder, the same kind of number as Blackout's ELBO (a bound on
--log P(counts)).
+Sampling is ancestral; the likelihood is the discrete-time bound on the *integer*
+pixels with a discretised-Gaussian decoder (a bound on -log P(counts), as Blackout's).
 """
 import functools
 import math
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 
 from blackout_tutorial import _checks, nets
 
-LOG_SNR_RANGE = (-10.0, 10.0)
+LOG_SNR_MIN = -10.0  # sigma_1 / alpha_1 = e^5: x_1 is pure noise for |x| <= 1
 
 
 def _check_range(log_snr_range):
@@ -39,14 +37,28 @@ def _check_range(log_snr_range):
     return low, high
 
 
-def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
-    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b)
-    (Eq. ch10-cosine, Chapter 10).
+def log_snr_range(n_max, lambda_max=None):
+    """The log-SNR range (lambda_min, lambda_max) for counts 0..n_max
+    (Eq. ch10-cosine, Chapter 10). On x = 2n / n_max - 1 a bin is 2 / n_max wide; the
+    bound's decoder reads x_0 / alpha_0 = x + (sigma_0 / alpha_0) eps, and the default
+    sets sigma_0 / alpha_0 = e^{-lambda_max / 2} to half the half-bin 1 / n_max:
+    lambda_max = 2 ln(2 n_max), 6.93 for 17 levels (12.5 for 256). The old 10 put
+    e^-5 = 0.0067 against a half-bin of 0.0625: the bound then pays for denoising far
+    below the bin width.
+    """
+    n_max = _checks.positive_int(n_max, "n_max")
+    high = 2.0 * math.log(2.0 * n_max) if lambda_max is None else lambda_max
+    return _check_range((LOG_SNR_MIN, high))
 
-    a and b put lambda_0 = max and lambda_1 = min of ``log_snr_range``. Untruncated
-    (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), the cosine schedule of
-    Nichol and Dhariwal without their offset. ``u`` in [0, 1]; returns float tensors
-    like ``u``.
+
+LOG_SNR_RANGE = log_snr_range(16)  # the 17-level digits: (-10, 6.93)
+
+
+def cosine_log_snr(u, log_snr_range=LOG_SNR_RANGE):
+    """Cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b) (Eq. ch10-cosine,
+    Chapter 10): a and b put lambda_0 = max and lambda_1 = min of ``log_snr_range``.
+    Untruncated (a = pi/2, b = 0) this is alpha_u^2 = cos^2(pi u / 2), Nichol and
+    Dhariwal's cosine without their offset. ``u`` in [0, 1]; float tensors like ``u``.
     """
     low, high = _check_range(log_snr_range)
     dtype = None if torch.is_tensor(u) else torch.get_default_dtype()
@@ -64,19 +76,15 @@ def net_time(log_snr):
 
 def to_signed(counts, n_max):
     """Counts 0..n_max -> x = 2 n / n_max - 1 in [-1, 1], the DDPM data scale
-    (Chapter 10); float32, or float64 for float64 counts.
-    """
+    (Chapter 10); float32, or float64 for float64 counts."""
     dtype = torch.promote_types(counts.dtype, torch.float32)
     return 2.0 * counts.to(dtype) / _checks.positive_int(n_max, "n_max") - 1.0
 
 
 def gaussian_noising(counts, t, n_max, generator=None):
     """DDPM-style noising of counts at the blackout survival e^{-t} (Chapter 1),
-    float64:
-
-    x_t = sqrt(abar) x + sqrt(1 - abar) eps with x = ``to_signed(counts)``,
-    abar = e^{-t}, eps ~ N(0, I): the signal fraction of the blackout image at time t,
-    off the lattice.
+    float64: x_t = sqrt(abar) x + sqrt(1 - abar) eps with x = ``to_signed(counts)``,
+    abar = e^{-t}, eps ~ N(0, I): the blackout image's signal fraction, off the lattice.
     """
     x0 = to_signed(_checks.counts(counts, "counts", n_max).double(), n_max)
     alpha_bar = math.exp(-_checks.number(t, "t", minimum=0.0))
@@ -91,10 +99,8 @@ def to_counts(x, n_max):
 
 
 class EpsModel(torch.nn.Module):
-    """``nets.UNet`` as a Gaussian noise predictor eps_hat(x_u, lambda_u) (Chapter 10).
-
-    The raw U-Net output, no softplus: the only change from the Blackout ``RateModel``.
-    """
+    """``nets.UNet`` as a Gaussian noise predictor eps_hat(x_u, lambda_u) (Chapter 10):
+    the raw U-Net output, no softplus (the only change from the ``RateModel``)."""
 
     def __init__(self, net):
         super().__init__()
@@ -132,21 +138,19 @@ def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
     (eps - eps_hat(x_u, lambda))^2 (Eq. ch10-eps-loss, Chapter 10).
 
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
-    ``weighting="elbo"``: lambda ~ U(lambda_min, lambda_max). The continuous-time ELBO
-    is E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021);
-    drawing lambda uniformly absorbs the weight -lambda'(u) into the sampling density,
-    so the plain mean estimates it up to the constant factor
-    D (lambda_max - lambda_min) / 2 -- the Gaussian twin of Blackout's ELBO weights
-    with times uniform in logit(e^{-t}).
+    ``weighting="elbo"``: lambda ~ U(``log_snr_range(n_max)``). The continuous-time
+    ELBO is E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021);
+    uniform lambda absorbs -lambda'(u) into the sampling density, so the plain mean
+    estimates it up to the factor D (lambda_max - lambda_min) / 2.
     """
     _checks.one_of(weighting, WEIGHTINGS, "weighting")
     x = to_signed(_checks.batch(counts, "counts", _checks.positive_int(n_max, "n_max")),
                   n_max)
     u = torch.rand(x.shape[0], device=x.device, generator=generator)
     if weighting == "simple":
-        log_snr = cosine_log_snr(u)
+        log_snr = cosine_log_snr(u, log_snr_range(n_max))
     else:
-        low, high = LOG_SNR_RANGE
+        low, high = log_snr_range(n_max)
         log_snr = low + (high - low) * u
     alpha, sigma = _alpha_sigma(log_snr, x.ndim)
     eps = torch.randn(x.shape, device=x.device, generator=generator)
@@ -165,10 +169,11 @@ def _posterior(x_t, x0_hat, log_snr_t, log_snr_s):
     return mean, sigma_s * ratio.sqrt()
 
 
-def _grid(T, device):
+def _grid(T, device, n_max, lambda_max=None):
     """log-SNR on u_k = k / T, k = 0..T (T network calls between them)."""
     T = _checks.positive_int(T, "T")
-    return cosine_log_snr(torch.linspace(0, 1, T + 1, device=device))
+    return cosine_log_snr(torch.linspace(0, 1, T + 1, device=device),
+                          log_snr_range(n_max, lambda_max))
 
 
 def decode(x, log_snr_0, n_max):
@@ -179,19 +184,16 @@ def decode(x, log_snr_0, n_max):
 
 def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=True):
     """Ancestral DDPM sampling on the grid u_k = k / T, then decoding to counts
-    (Chapter 10).
-
-    Starts from x ~ N(0, I) at u = 1 and takes T posterior steps q(x_s | x_t, x0_hat)
-    down to u = 0 (T network calls, like a Blackout sampler on T times), with x0_hat
-    clipped to [-1, 1] (``clip``, as in DDPM); the counts nearest to x_0 / alpha_0 are
-    the sample. Returns long ``shape``.
+    (Chapter 10): from x ~ N(0, I) at u = 1, T posterior steps q(x_s | x_t, x0_hat)
+    down to u = 0 (T network calls, like a Blackout sampler on T times), x0_hat
+    clipped to [-1, 1] (``clip``), the last step noise-free (as in DDPM); the counts
+    nearest to x_0 / alpha_0 are the sample. Returns long ``shape``.
     """
     if device is None:
-        params = next(model.parameters(), None) if isinstance(
-            model, torch.nn.Module) else None
-        device = params.device if params is not None else "cpu"
+        params = list(model.parameters()) if hasattr(model, "parameters") else []
+        device = params[0].device if params else "cpu"
     device, n_max = torch.device(device), _checks.positive_int(n_max, "n_max")
-    log_snr = _grid(T, device)
+    log_snr = _grid(T, device, n_max)
     x = torch.randn(_checks.batch_shape(shape), device=device, generator=generator)
     with torch.no_grad():
         for k in range(len(log_snr) - 1, 0, -1):
@@ -200,16 +202,15 @@ def sample_gaussian(model, shape, T, n_max, generator=None, device=None, clip=Tr
             if clip:
                 x0_hat = x0_hat.clamp(-1, 1)
             mean, std = _posterior(x, x0_hat, lam, log_snr[k - 1].expand(x.shape[0]))
-            x = mean + std * torch.randn(x.shape, device=device, generator=generator)
+            x = mean if k == 1 else mean + std * torch.randn(
+                x.shape, device=device, generator=generator)
     return decode(x, log_snr[0], n_max)
 
 
 def discretized_gaussian_log_prob(counts, mean, std, n_max):
     """log P(n) of a Gaussian N(mean, std^2) on [-1, 1] binned at the counts
-    (Eq. ch10-gauss-elbo, Chapter 10).
-
-    Bin n covers 2n/n_max - 1 +- 1/n_max, the outer bins extend to +-infinity (DDPM's
-    decoder). Elementwise, float64.
+    (Eq. ch10-gauss-elbo, Chapter 10): bin n covers 2n/n_max - 1 +- 1/n_max, the outer
+    bins extend to +-infinity (DDPM's decoder). Elementwise, float64.
     """
     x = to_signed(_checks.counts(counts, "counts", n_max), n_max).double()
     mean = _checks.finite(mean, "mean").double()
@@ -226,13 +227,25 @@ def discretized_gaussian_log_prob(counts, mean, std, n_max):
     return torch.where(mean < x, above, below)
 
 
+def lattice_log_prob(counts, y, std, n_max):
+    """log P(n | y) = log softmax_n(-(y - x_n)^2 / (2 std^2)) over the levels x_n =
+    2n / n_max - 1 (Eq. ch10-gauss-elbo, Chapter 10): the bound's decoder (Kingma et al.
+    2021), the posterior of the level given y = x + std eps under equal prior
+    weights. Elementwise, float64.
+    """
+    n = _checks.counts(counts, "counts", n_max).long()
+    levels = to_signed(torch.arange(n_max + 1, device=n.device).double(), n_max)
+    logits = -0.5 * ((_checks.finite(y, "y").double()[..., None] - levels) / std) ** 2
+    return logits.log_softmax(-1).gather(-1, n[..., None]).squeeze(-1)
+
+
 def _log_diff_exp(log_a, log_b):
     """log(e^{log_a} - e^{log_b}) for log_a >= log_b, elementwise."""
     return log_a + torch.log(-torch.expm1((log_b - log_a).clamp_max(-1e-300)))
 
 
 def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None,
-                           return_terms=False):
+                           return_terms=False, lambda_max=None):
     """Discrete-time variational bound on -ln P(counts), in nats per image ``[B]``
     (Eq. ch10-gauss-elbo, Chapter 10). On the sampler's grid u_k = k / T, the sum of::
 
@@ -246,12 +259,13 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
     ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std
     sigma_0 / alpha_0 (no network). ``n_terms=m`` replaces the sum over k by m indices
     drawn uniformly (shared by the batch) times T / m: unbiased, m network calls
-    instead of T. ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``.
+    instead of T. ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``;
+    ``lambda_max`` overrides the grid's top log-SNR (``log_snr_range``).
     """
     x = to_signed(_checks.batch(counts, "counts", _checks.positive_int(n_max, "n_max")),
                   n_max)
     batch = x.shape[0]
-    log_snr = _grid(T, x.device)
+    log_snr = _grid(T, x.device, n_max, lambda_max)
     T = len(log_snr) - 1
     snr = torch.exp(log_snr.double())
     a2 = torch.sigmoid(log_snr[-1].double())
@@ -277,17 +291,19 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
     alpha0, sigma0 = _alpha_sigma(log_snr[0].expand(batch), x.ndim)
     x_0 = alpha0 * x + sigma0 * noise()
     std = float(torch.exp(-log_snr[0].double() / 2))  # sigma_0 / alpha_0
-    log_p = discretized_gaussian_log_prob(counts, x_0 / alpha0, std, n_max)
+    log_p = lattice_log_prob(counts, x_0 / alpha0, std, n_max)
     decoder = -log_p.flatten(1).sum(1)
     prior = prior.flatten(1).sum(1)
     total = prior + diffusion + decoder
     return (total, prior, diffusion, decoder) if return_terms else total
 
 
-def bits_per_dim_gaussian(model, counts, T, n_max, generator=None, n_terms=None):
+def bits_per_dim_gaussian(model, counts, T, n_max, generator=None, n_terms=None,
+                          lambda_max=None):
     """``negative_elbo_gaussian`` in bits per dimension, nats / (D ln 2), ``[B]``
     (Eq. ch10-gauss-elbo, Chapter 10)."""
-    nats = negative_elbo_gaussian(model, counts, T, n_max, generator, n_terms)
+    nats = negative_elbo_gaussian(model, counts, T, n_max, generator, n_terms,
+                                  lambda_max=lambda_max)
     return nats / (counts[0].numel() * math.log(2))
 
 

@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from blackout_tutorial import baselines as bl
-from blackout_tutorial import data, nets, presets
+from blackout_tutorial import data, losses, nets, oracle, presets, schedule
 
 N_MAX = 16
 
@@ -101,9 +101,14 @@ def test_exact_model_has_zero_loss_zero_bound_and_samples_its_image():
     for weighting in bl.WEIGHTINGS:
         loss = bl.gaussian_loss(model, batch, N_MAX, weighting, generator=gen(2))
         assert loss.item() < 1e-8
-    bpd = bl.bits_per_dim_gaussian(model, batch, 20, N_MAX, generator=gen(3))
-    # -log P(x*) = 0 for a point mass
-    assert bool((bpd >= 0).all()) and bpd.max().item() < 1e-3
+    total, prior, diffusion, decoder = bl.negative_elbo_gaussian(
+        model, batch.repeat(25, 1, 1, 1), 20, N_MAX, generator=gen(3),
+        return_terms=True)
+    # -log P(x*) = 0 for a point mass: no diffusion cost, and the decoder's only cost
+    # is telling the level from its neighbours 4 std away (~0.17 bits/dim).
+    assert diffusion.max().item() < 1e-8 and prior.max().item() < 1e-3
+    assert bool((total >= 0).all())
+    assert 0.1 < decoder.mean().item() / (16 * math.log(2)) < 0.25
     samples = bl.sample_gaussian(model, (8, 1, 4, 4), 10, N_MAX, generator=gen(4))
     assert torch.equal(samples, batch)
 
@@ -241,3 +246,66 @@ def test_review_e_sample_gaussian_runs_a_plain_function_on_the_cpu():
     x = bl.sample_gaussian(_eps(), (1, 1, 2, 2), 3, 4,
                            generator=torch.Generator().manual_seed(0))
     assert x.shape == (1, 1, 2, 2) and x.device.type == "cpu"
+
+
+# --- REVIEW D.2: the bound's endpoints, checked with exact denoisers on a toy law -----
+LEVELS = torch.tensor([0, 3, 8, 16])
+LEVEL_PROBS = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+
+
+class ToyEps(torch.nn.Module):
+    """Exact eps of a 1-pixel law on LEVELS: eps = (x_u - alpha E[x0 | x_u]) / sigma.
+    ``smooth=True``: the exact denoiser of the dequantised law (x0 uniform over each
+    level's bin), which does not know the data sit on a lattice (as a network trained
+    on L_simple need not)."""
+
+    def __init__(self, smooth=False):
+        super().__init__()
+        self.x, self.smooth = bl.to_signed(LEVELS, N_MAX).double(), smooth
+
+    def forward(self, x, log_snr):
+        lam = log_snr.double().reshape(-1, 1, 1, 1, 1)
+        alpha, s = torch.sigmoid(lam).sqrt(), torch.exp(-lam / 2)  # s = sigma / alpha
+        y = x.double()[..., None] / alpha
+        if self.smooth:   # truncated-normal means of the bins, weighted by their mass
+            lo, hi = (self.x - 1 / N_MAX - y) / s, (self.x + 1 / N_MAX - y) / s
+            ln = torch.special.log_ndtr
+            log_mass = torch.where(y > self.x, bl._log_diff_exp(ln(hi), ln(lo)),
+                                   bl._log_diff_exp(ln(-lo), ln(-hi)))
+            pdf = (torch.exp(-0.5 * lo**2 - log_mass)
+                   - torch.exp(-0.5 * hi**2 - log_mass))
+            means = y + s * pdf / math.sqrt(2 * math.pi)
+        else:
+            log_mass, means = -0.5 * ((y - self.x) / s) ** 2, self.x
+        post = torch.softmax(LEVEL_PROBS.log() + log_mass, -1)
+        x0 = (post * means).sum(-1)
+        return ((y[..., 0] - x0) / s[..., 0]).to(x.dtype)
+
+
+def _toy_bits(model, T, lambda_max=None, repeats=1000):
+    """E_data[bits of the bound] for the toy law (exact mixture weights, MC noise)."""
+    x0 = LEVELS.repeat_interleave(repeats).reshape(-1, 1, 1, 1)
+    bits = bl.bits_per_dim_gaussian(model, x0, T, N_MAX, generator=gen(11),
+                                    lambda_max=lambda_max).double()
+    return float((LEVEL_PROBS.repeat_interleave(repeats) / repeats * bits).sum())
+
+
+def test_review_d2_bound_endpoints_suit_the_bin_width():
+    entropy = float(-(LEVEL_PROBS * LEVEL_PROBS.log2()).sum())  # 1.846 bits
+    assert bl.LOG_SNR_RANGE[1] == pytest.approx(2 * math.log(32))   # 6.93
+    smooth, exact = ToyEps(smooth=True), ToyEps()
+    # Old endpoints (lambda_max = 10): the smooth denoiser pays 7.83 / 4.26 bits at
+    # T = 100 / 1000 for denoising far below the bin width; new ones: 2.44 / 2.30.
+    assert _toy_bits(smooth, 100, 10.0) > 6.5 and _toy_bits(smooth, 1000, 10.0) > 3.5
+    assert _toy_bits(smooth, 100) < 2.7 and _toy_bits(smooth, 1000) < 2.5
+    # The exact denoiser: above the entropy, 2.23 / 2.07 bits (2.05 / 1.87 with
+    # lambda_max = 10: the binned decoder's cost at a quarter-bin noise, ~0.2 bits).
+    for T, high in ((100, 2.4), (1000, 2.25)):
+        assert entropy - 0.05 < _toy_bits(exact, T) < high
+    # Blackout with its exact oracle on the same law: 2.01 / 1.87 bits.
+    orc = oracle.Oracle(LEVELS.reshape(-1, 1, 1, 1), LEVEL_PROBS)
+    x0 = LEVELS.repeat_interleave(1000).reshape(-1, 1, 1, 1)
+    bits = losses.elbo_bits_per_dim(orc, x0, schedule.observation_times(100, 10.0),
+                                    N_MAX, generator=gen(11)).double()
+    blackout = float((LEVEL_PROBS.repeat_interleave(1000) / 1000 * bits).sum())
+    assert entropy - 0.05 < blackout < 2.15
