@@ -15,7 +15,7 @@ is N training digits against the same held-out digits, over several draws. The
 weighting ablation of earlier versions (official vs ELBO weights, the Gaussian ELBO
 weighting) is not run: it did not fit the CPU budget.
 
-  # ~20 CPU-minutes (2 models x 3 seeds x 1200 steps + evaluation):
+  # ~15 CPU-minutes (2 models x 3 seeds x 800 steps + evaluation):
   python scripts/ch10_experiments.py --scale laptop \\
       --out book/results/ch10_race_laptop.json
   # seconds:
@@ -64,7 +64,7 @@ class Scale:
 SCALES = {
     "smoke": Scale(steps=12, batch_size=16, seeds=(0, 1, 2), n_samples=32,
                    sample_steps=(4, 8), bpd_T=8, n_test=16, floor_draws=3),
-    "laptop": Scale(steps=1200, batch_size=128, seeds=(0, 1, 2), n_samples=400,
+    "laptop": Scale(steps=800, batch_size=128, seeds=(0, 1, 2), n_samples=400,
                     sample_steps=(20, 100), bpd_T=100, n_test=360, floor_draws=20),
 }
 
