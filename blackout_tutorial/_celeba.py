@@ -70,8 +70,13 @@ def load_celeba64(data_dir=None, download=True):
     if not cache.exists():
         path = _files.fetch([CELEBA_URL], folder / CELEBA_ZIP, CELEBA_MD5, download)
         images = read_zip(path)
-        _files.atomic_write(cache, lambda tmp: np.save(tmp, images))
+        _files.atomic_write(cache, lambda tmp: _save(tmp, images))
     return _dataset("celeba64", np.load(cache), N_TEST)
+
+
+def _save(tmp, images):
+    with open(tmp, "wb") as f:       # a file object: np.save adds no ".npy" suffix
+        np.save(f, images)
 
 
 def write_fixture(path, n=40, seed=0):

@@ -158,3 +158,34 @@ def test_output_paths_are_checked_before_any_work(folder, capsys):
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     assert "bits/dim" not in captured.out and "--json" in captured.err
+
+
+@pytest.mark.parametrize("name, count, batch", [
+    ("cifar10-paper", 62_693_251, 256), ("binarized-mnist-paper", 62_686_337, 256),
+    ("celeba64-paper", 62_693_251, 100)])
+def test_info_prints_every_setting_and_the_official_parameter_count(name, count,
+                                                                    batch):
+    out = subprocess.run([sys.executable, "-m", "blackout_tutorial", "info",
+                          "--preset", name, "--scale", "full"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    assert lines["parameters"] == str(count)
+    assert lines["train.batch_size"] == str(batch)
+    assert lines["net_type"] == "ncsnpp" and lines["parameterisation"] == "official"
+    assert lines["train.ema_order"] == "before"
+    assert lines["sample_rounding"] == "nearest"
+
+
+def test_info_works_for_every_preset_and_refuses_laptop_for_paper(capsys):
+    from blackout_tutorial import presets
+    for name in presets.PRESETS:
+        cli.main(["info", "--preset", name, "--json"])
+        flat = json.loads(capsys.readouterr().out)
+        assert flat["parameters"] > 0 and "train.lr" in flat
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["info", "--preset", "cifar10-paper", "--scale", "laptop"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "smoke" in err and "full" in err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--preset", "cifar10-paper", "--out", "x"])
+    assert "--scale full" in capsys.readouterr().err

@@ -352,3 +352,62 @@ def test_a_file_that_is_no_cifar_tarball_is_named(tmp_path):
         data.read_cifar_tarball(tmp_path / "empty.tar.gz")
     with pytest.raises(ValueError, match="empty.tar.gz"):
         data.load_cifar10_fixture(tmp_path / "empty.tar.gz")
+
+
+def _celeba_zip(path, n=5):
+    """A small file in the img_align_celeba.zip layout: n 178x218 JPEGs."""
+    import io
+    import zipfile
+
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("img_align_celeba/", b"")
+        for i in range(n):
+            image = np.full((218, 178, 3), 30, np.uint8)
+            image[39:179, 19:159] = rng.integers(100, 200, size=3)   # the central crop
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=100)
+            archive.writestr(f"img_align_celeba/{i + 1:06d}.jpg", buffer.getvalue())
+    return path
+
+
+def test_celeba_zip_is_cropped_centrally_and_resized_to_64(tmp_path):
+    from blackout_tutorial import _celeba
+    images = _celeba.read_zip(_celeba_zip(tmp_path / "img_align_celeba.zip"))
+    assert images.shape == (5, 3, 64, 64) and images.dtype == np.uint8
+    # Only the 140x140 centre survives the crop: the border value 30 is gone.
+    inner = images[:, :, 2:-2, 2:-2].astype(int)
+    assert inner.min() >= 90 and (inner.max(axis=(2, 3)) - inner.min(axis=(2, 3))
+                                  ).max() <= 6
+    (tmp_path / "empty.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    with pytest.raises(ValueError, match="no .jpg"):
+        _celeba.read_zip(tmp_path / "empty.zip")
+
+
+def test_celeba64_checks_the_md5_and_names_the_file_offline(tmp_path, monkeypatch):
+    from blackout_tutorial import _celeba
+    monkeypatch.setattr(_files, "_download", lambda url: (_ for _ in ()).throw(
+        urllib.error.URLError("no network")))
+    with pytest.raises(data.DownloadError) as err:
+        data.load_dataset("celeba64", data_dir=tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "celeba" / "img_align_celeba.zip") in message
+    assert _celeba.CELEBA_MD5 in message
+    (tmp_path / "celeba").mkdir(exist_ok=True)
+    _celeba_zip(tmp_path / "celeba" / "img_align_celeba.zip")
+    with pytest.raises(data.DownloadError, match="md5"):   # not the official file
+        data.load_dataset("celeba64", data_dir=tmp_path, download=False)
+    monkeypatch.setattr(_celeba, "CELEBA_MD5", _files.file_digest(
+        tmp_path / "celeba" / "img_align_celeba.zip"))
+    monkeypatch.setattr(_celeba, "N_TEST", 2)
+    celeba = data.load_dataset("celeba64", data_dir=tmp_path, download=False)
+    assert celeba.train.shape == (3, 3, 64, 64) and celeba.test.shape[0] == 2
+    assert celeba.n_max == 255 and data.dataset_spec("celeba64").shape == (3, 64, 64)
+    assert list((tmp_path / "celeba").glob("celeba64_*.npy"))      # decoded once
+
+
+def test_celeba64_fixture_is_written_locally_in_the_same_format(tmp_path):
+    fixture = data.load_dataset("celeba64-fixture", data_dir=tmp_path)
+    assert fixture.train.shape == (32, 3, 64, 64) and fixture.test.shape[0] == 8
+    assert (tmp_path / "celeba64-fixture.zip").exists()

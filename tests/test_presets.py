@@ -95,6 +95,7 @@ def test_shipped_checkpoints_come_from_named_presets(checkpoint, name, scale):
     ("seed", 2**64), ("sample_every", -1), ("sample_grid", 0), ("steps", True),
     ("steps", 2.5), ("weights", "nope"), ("weight_variant", "x"),
     ("time_sampling", "x"), ("lr_decay", "step"), ("hflip", 1), ("bf16", "yes"),
+    ("ema_order", "during"), ("grad_clip", float("nan")),
 ])
 def test_train_config_fields_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
@@ -111,6 +112,12 @@ def test_train_config_fields_are_checked(field, value):
     ({"sample_method": "euler"}, "sample_method"), ({"net": 5}, "net"),
     ({"net": {"image_channels": 3}}, "image_channels"), ({"train": {"lr": -1}}, "lr"),
     ({"train": {"bogus": 1}}, "bogus"), ({"extra": 1}, "extra"),
+    ({"net_type": "resnet"}, "net_type"),
+    ({"parameterisation": "x"}, "parameterisation"),
+    ({"net_type": "ncsnpp"}, "unknown NCSNppConfig fields"),
+    ({"sample_rounding": "up"}, "sample_rounding"),
+    ({"sample_dropout": 1}, "sample_dropout"), ({"sample_count": 0}, "sample_count"),
+    ({"sample_batch": -1}, "sample_batch"),
 ])
 def test_preset_fields_are_checked_by_from_dict(changes, field):
     d = {**presets.to_dict(presets.get_preset("digits", "smoke")), **changes}
@@ -135,3 +142,26 @@ def test_resolve_device_names_a_bad_or_missing_device(device):
         presets.resolve_device(device)
     assert presets.resolve_device("cpu").type == "cpu"
     assert presets.resolve_device(None) == presets.default_device()
+
+
+def test_a_config_stored_before_the_paper_fields_still_loads():
+    # Checkpoints written before issue 15 have no net_type, parameterisation or
+    # sample_* fields: they are a U-Net with our parameterisation and sampler.
+    d = presets.to_dict(presets.get_preset("digits", "smoke"))
+    for key in ("net_type", "parameterisation", "sample_rounding", "sample_dropout",
+                "sample_count", "sample_batch"):
+        del d[key]
+    del d["train"]["ema_order"]
+    assert presets.from_dict(d) == presets.get_preset("digits", "smoke")
+
+
+def test_an_ncsnpp_net_must_match_the_images():
+    from dataclasses import replace
+    paper = presets.get_preset("cifar10-paper", "smoke")
+    with pytest.raises(ValueError, match="net.image_size must be 32"):
+        replace(paper, net=replace(paper.net, image_size=64))
+    with pytest.raises(ValueError, match="net must be a NCSNppConfig"):
+        replace(paper, net=nets.net_config("tiny", image_channels=3))
+    tiny = nets.net_config("tiny", image_channels=3)
+    unet = replace(paper, net_type="unet", net=tiny)
+    assert unet.parameterisation == "official"

@@ -269,3 +269,16 @@ def test_review_e_gillespie_reverse_checks_the_rate_output(rate, match):
     # NaN or negative rates were silently never accepted (no births at all).
     with pytest.raises(ValueError, match=match):
         sampling.gillespie_reverse(rate, 3, 2.0, 4)
+
+
+def test_dropout_active_turns_on_dropout_only_and_restores_the_modes():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5),
+                                torch.nn.BatchNorm1d(2)).eval()
+    with sampling.dropout_active(model) as same:
+        assert same is model
+        assert [m.training for m in model] == [False, True, False]
+    assert not any(m.training for m in model)
+    with sampling.dropout_active(model, enabled=False):
+        assert not any(m.training for m in model)
+    with sampling.dropout_active(lambda x, t: x):   # a plain function: nothing to do
+        pass

@@ -262,3 +262,42 @@ def test_a_run_removes_what_a_killed_checkpoint_write_left(tmp_path, digits):
 def test_batch_indices_name_a_zero_batch_size():
     with pytest.raises(ValueError, match="batch_size"):   # was a ZeroDivisionError
         train.batch_indices(100, 0, 0, 0)
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_official_ema_order_averages_the_weights_before_the_step(tmp_path, digits,
+                                                                 order):
+    # With the ramp, the first update has d = 0.1. Before optimizer.step() the model
+    # still holds the initial weights, so the EMA stays exactly at them; after the
+    # step it moves 90% of the way to the updated weights.
+    preset = micro_preset(steps=1, ema_order=order, ema_decay=0.9999)
+    torch.manual_seed(preset.train.seed)
+    initial = runs.build_rate_model(preset, digits.n_max).state_dict()
+    result = train.train(preset, tmp_path, dataset=digits, device="cpu",
+                         progress=False)
+    ema, model = result.ema.state_dict(), result.model.state_dict()
+    moved = [k for k in initial if not torch.equal(initial[k], model[k])]
+    assert moved
+    for k in moved:
+        expected = initial[k] if order == "before" else torch.lerp(
+            initial[k], model[k], 0.9)
+        assert torch.allclose(ema[k], expected, atol=1e-7), k
+
+
+def test_grad_clip_zero_measures_the_norm_without_clipping(digits):
+    for clip in (0.0, 1e-3):
+        preset = micro_preset(grad_clip=clip, warmup_steps=0)
+        torch.manual_seed(0)
+        model = runs.build_rate_model(preset, digits.n_max)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        loss = train.blackout_objective(preset, torch.device("cpu"))
+        _, _, norm = train.training_step(model, optimizer, loss, digits.train,
+                                         preset, 0)
+        grads = torch.stack([p.grad.norm() for p in model.parameters()
+                             if p.grad is not None])
+        after = float(torch.linalg.vector_norm(grads))
+        assert norm > 1e-2
+        if clip:
+            assert after == pytest.approx(clip, rel=1e-3)
+        else:
+            assert after == pytest.approx(norm, rel=1e-6)
