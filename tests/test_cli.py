@@ -87,6 +87,7 @@ def test_train_sample_evaluate_end_to_end(tmp_path, capsys):
     numbers = json.loads((tmp_path / "new" / "eval.json").read_text())
     assert numbers["elbo_bits_per_dim"] > 0 and 0 <= numbers["confident_fraction"] <= 1
     assert numbers["elbo_terms"] == 3
+    assert numbers["elbo_bits_per_dim_stderr"] > 0 and "+-" in out
     cli.main(["evaluate", "--run", str(run), "--n-test", "4", "--elbo-terms", "2",
               "--samples", str(tmp_path / "s.npz"), "--no-progress"])
     assert "confident_fraction" in capsys.readouterr().out
