@@ -62,3 +62,25 @@ def test_full_paper_presets_state_the_official_settings():
     assert flips == [True, False, False]
     counts = [presets.get_preset(n, "full").sample_count for n in presets.PAPER]
     assert counts == [50_000, 60_000, 50_000]
+
+
+@pytest.mark.parametrize("name", presets.PAPER)
+def test_paper_presets_equal_the_official_table_on_every_setting(name):
+    flat = _paper.settings_with_parameters(presets.get_preset(name, "full"))
+    official = _paper.official_settings(name)
+    assert {k: flat[k] for k in official} == official
+
+
+def test_fidelity_tables_are_generated_from_the_presets():
+    rows = _paper.fidelity_rows()
+    assert [r[0] for r in rows] == list(_paper.OFFICIAL)
+    assert all(r[4] for r in rows)               # every difference says why
+    table = _paper.fidelity_markdown()
+    assert "| `train.warmup_steps` | none" in table and "| 5000 |" in table
+    assert "62,693,251" in table and "35,746,307" in table
+    runs_table = _paper.runs_markdown()
+    assert "4.58" in runs_table and "3.22" in runs_table
+    cost = _paper.cost_estimate("cifar10-paper", tflops=1.0)
+    assert cost["train_flop"] == pytest.approx(1_300_000 * 256 * 65.3e9)
+    assert _paper.commands("celeba64-paper")[0].endswith(
+        "--preset celeba64-paper --scale full --out runs/celeba64-paper")
