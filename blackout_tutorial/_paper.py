@@ -200,13 +200,15 @@ def cost_estimate(name, tflops=ASSUMED_TFLOPS["fp32"]):
 
 
 def commands(name):
-    """The CLI commands of a full paper run: train, then the official generation."""
+    """The CLI commands of a full paper run: train, then the official generation
+    (lines continued with a backslash, at most 88 characters)."""
     from blackout_tutorial.presets import get_preset
     p, out = get_preset(name, "full"), f"runs/{name}"
-    return [f"python -m blackout_tutorial train --preset {name} --scale full "
-            f"--out {out}",
-            f"python -m blackout_tutorial sample --run {out} --n {p.sample_count} "
-            f"--shards {out}/shards --out {out}/samples.npz --fid-npz {out}/fid.npz"]
+    return [f"python -m blackout_tutorial train --preset {name} --scale full \\\n"
+            f"    --out {out}",
+            f"python -m blackout_tutorial sample --run {out} --n {p.sample_count} \\\n"
+            f"    --shards {out}/shards \\\n    --out {out}/samples.npz \\\n"
+            f"    --fid-npz {out}/fid.npz"]
 
 
 def runs_markdown():

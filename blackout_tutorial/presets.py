@@ -208,6 +208,30 @@ def with_overrides(preset, **train_overrides):
     return replace(preset, train=replace(preset.train, **changes))
 
 
+def fidelity_table():
+    """Chapter 9's fidelity table (Markdown): each setting of the official CIFAR-10
+    notebook, the ``cifar10-paper`` and our ``cifar10`` full presets, and why ours
+    differs; generated from the presets (``_paper.OFFICIAL`` holds the official
+    values, and a test ties ``cifar10-paper`` to them)."""
+    from blackout_tutorial import _paper
+    return _paper.fidelity_markdown()
+
+
+def paper_runs_table():
+    """Chapter 9's table of the full ``*-paper`` runs (Markdown): FLOP-estimated cost
+    (assumed throughput; nothing timed), published FID, and the commands."""
+    from blackout_tutorial import _paper
+    commands = "\n".join(c for name in PAPER for c in _paper.commands(name))
+    return f"{_paper.runs_markdown()}\n\n```bash\n{commands}\n```"
+
+
+def still_different():
+    """What the ``*-paper`` presets still do differently from the official code, and
+    why (Markdown bullets, Chapter 9)."""
+    from blackout_tutorial import _paper
+    return "\n".join(f"* {line}" for line in _paper.STILL_DIFFERENT)
+
+
 def default_device():
     """The best available device: ``cuda``, then ``mps``, then ``cpu``."""
     if torch.cuda.is_available():

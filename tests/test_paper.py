@@ -82,5 +82,11 @@ def test_fidelity_tables_are_generated_from_the_presets():
     assert "4.58" in runs_table and "3.22" in runs_table
     cost = _paper.cost_estimate("cifar10-paper", tflops=1.0)
     assert cost["train_flop"] == pytest.approx(1_300_000 * 256 * 65.3e9)
-    assert _paper.commands("celeba64-paper")[0].endswith(
-        "--preset celeba64-paper --scale full --out runs/celeba64-paper")
+    train_cmd, sample_cmd = _paper.commands("binarized-mnist-paper")
+    assert " ".join(train_cmd.replace("\\\n", " ").split()).endswith(
+        "--preset binarized-mnist-paper --scale full --out runs/binarized-mnist-paper")
+    assert "--n 60000" in sample_cmd
+    assert max(len(line) for line in presets.paper_runs_table().splitlines()
+               if line.startswith(("python", "  "))) <= 88
+    assert presets.still_different().count("\n* ") == len(_paper.STILL_DIFFERENT) - 1
+    assert presets.fidelity_table() == _paper.fidelity_markdown()
