@@ -131,9 +131,9 @@ def negative_elbo(model, x0, times, n_max, n_terms=None, step_probs=None,
     from the data. Each term's expectation over x_{t_k} uses one forward draw per image.
 
     ``n_terms=None`` sums all T terms. ``n_terms=m`` draws m step indices *per image*,
-    stratified: the proposal ``step_probs`` pi (uniform by default) is cut along its CDF
-    into m strata of mass 1/m, and image b gets k_{b,j} = CDF^{-1}((j + U_{b,j}) / m),
-    U uniform, j = 0..m-1. The estimate sum_j term_{k_{b,j}} / (m pi_{k_{b,j}}) is
+    stratified: the proposal ``step_probs`` rho (uniform by default) is cut along its
+    CDF into m strata of mass 1/m, and image b gets k_{b,j} = CDF^{-1}((j + U_{b,j}) /
+    m), U uniform, j = 0..m-1. The estimate sum_j term_{k_{b,j}} / (m rho_{k_{b,j}}) is
     unbiased, costs m model calls, and the images' values are independent draws (given
     x0), so their spread is an honest error bar (``elbo_estimate``).
     """
@@ -176,7 +176,7 @@ def _term(y, q, consts, y_hat):
 
 def _choose_terms(T, B, n_terms, step_probs, generator):
     """Step indices and weights, ``[m, B]`` each: all T steps with weight 1, or one
-    draw per image in each of m strata of equal mass under pi, weight 1/(m pi_k)."""
+    draw per image in each of m strata of equal mass under rho, weight 1/(m rho_k)."""
     if n_terms is None:
         if step_probs is not None:
             raise ValueError("step_probs needs n_terms "
@@ -184,17 +184,17 @@ def _choose_terms(T, B, n_terms, step_probs, generator):
         return (torch.arange(T)[:, None].expand(T, B),
                 torch.ones(T, B, dtype=torch.float64))
     m = _checks.positive_int(n_terms, "n_terms")
-    pi = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
+    rho = torch.full((T,), 1.0 / T, dtype=torch.float64) if step_probs is None else \
         _checks.probability_vector(step_probs, "step_probs").cpu().to(torch.float64)
-    if pi.shape != (T,) or bool((pi <= 0).any()):
+    if rho.shape != (T,) or bool((rho <= 0).any()):
         raise ValueError(f"step_probs must be [T] = [{T}], positive, summing to 1")
-    pi = pi / pi.sum()
-    device = generator.device if generator is not None else pi.device
+    rho = rho / rho.sum()
+    device = generator.device if generator is not None else rho.device
     u = torch.rand(m, B, generator=generator, device=device,
                    dtype=torch.float64).cpu()
     u = (torch.arange(m, dtype=torch.float64)[:, None] + u) / m
-    ks = torch.searchsorted(torch.cumsum(pi, 0), u, right=True).clamp(max=T - 1)
-    return ks, 1.0 / (m * pi[ks])
+    ks = torch.searchsorted(torch.cumsum(rho, 0), u, right=True).clamp(max=T - 1)
+    return ks, 1.0 / (m * rho[ks])
 
 
 def elbo_bits_per_dim(model, x0, times, n_max, n_terms=None, step_probs=None,
