@@ -58,7 +58,7 @@ def image_spec(name):
 def save_checkpoint(path, preset, step, model, ema, optimizer, history, seconds,
                     build_model=build_rate_model):
     """Write a full checkpoint atomically, with its payload SHA-256
-    (``torch.load(weights_only=True)`` reads it; :func:`read_checkpoint` verifies)."""
+    (``torch.load(weights_only=True)`` reads it; ``read_checkpoint`` verifies)."""
     write_checkpoint(path, {
         "config": json.dumps(presets.to_dict(preset)), "step": step,
         "seconds": seconds, "model": model.state_dict(), "ema": ema.state_dict(),
