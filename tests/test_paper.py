@@ -90,3 +90,17 @@ def test_fidelity_tables_are_generated_from_the_presets():
                if line.startswith(("python", "  "))) <= 88
     assert presets.still_different().count("\n* ") == len(_paper.STILL_DIFFERENT) - 1
     assert presets.fidelity_table() == _paper.fidelity_markdown()
+
+
+def test_an_interrupted_paper_run_resumes_exactly(tmp_path, one_thread):
+    # EMA before the step, no clipping, fp32, dropout 0.1: still bit-for-bit resumable.
+    preset = presets.get_preset("cifar10-paper", "smoke")
+    dataset = data.load_dataset(preset.dataset, tmp_path / "data")
+    kwargs = dict(dataset=dataset, device="cpu", progress=False)
+    straight = train.train(preset, tmp_path / "a", **kwargs)
+    train.train(preset, tmp_path / "b", stop_at=1, **kwargs)
+    resumed = train.train(preset, tmp_path / "b", **kwargs)
+    assert resumed.step == straight.step == 2
+    assert (resumed.history == straight.history).all()
+    for k, v in straight.ema.state_dict().items():
+        assert torch.equal(v, resumed.ema.state_dict()[k]), k
