@@ -1,19 +1,14 @@
 """A Gaussian diffusion baseline: Blackout's U-Net, data and budget (Chapter 10).
 
 A compact variance-preserving DDPM (Ho et al. 2020; Kingma et al. 2021) on counts
-mapped to [-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]:
-
-    x_u = alpha_u x + sigma_u eps,
-    alpha_u^2 = sigmoid(lambda_u),  sigma_u^2 = sigmoid(-lambda_u),
-
-with the cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
-[lambda_min, lambda_max] (Nichol and Dhariwal 2021). The network is the *same*
-``nets.UNet`` the Blackout rate model wraps, used raw (no softplus): it predicts eps.
-It is fed the time t = -log alpha_u^2, so its time features see logit(e^{-t}) =
-lambda_u, the log-SNR, as the Blackout network sees the per-unit log-SNR logit(p_t).
-
+mapped to [-1, 1] (x = 2n / n_max - 1), in continuous time u in [0, 1]: x_u = alpha_u x
++ sigma_u eps, alpha_u^2 = sigmoid(lambda_u), sigma_u^2 = sigmoid(-lambda_u), with the
+cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
+``log_snr_range(n_max)`` (Nichol and Dhariwal 2021). The network is the *same*
+``nets.UNet`` the Blackout rate model wraps, used raw (no softplus): it predicts eps,
+fed the time t = -log alpha_u^2, so its time features see logit(e^{-t}) = lambda_u.
 Sampling is ancestral; the likelihood is the discrete-time bound on the *integer*
-pixels with a discretised-Gaussian decoder (a bound on -log P(counts), as Blackout's).
+pixels with a lattice decoder (a bound on -log P(counts), as Blackout's ELBO).
 """
 import functools
 import math
@@ -39,13 +34,11 @@ def _check_range(log_snr_range):
 
 def log_snr_range(n_max, lambda_max=None):
     """The log-SNR range (lambda_min, lambda_max) for counts 0..n_max
-    (Eq. ch10-cosine, Chapter 10). On x = 2n / n_max - 1 a bin is 2 / n_max wide; the
-    bound's decoder reads x_0 / alpha_0 = x + (sigma_0 / alpha_0) eps, and the default
-    sets sigma_0 / alpha_0 = e^{-lambda_max / 2} to half the half-bin 1 / n_max:
-    lambda_max = 2 ln(2 n_max), 6.93 for 17 levels (12.5 for 256). The old 10 put
-    e^-5 = 0.0067 against a half-bin of 0.0625: the bound then pays for denoising far
-    below the bin width.
-    """
+    (Eq. ch10-cosine, Chapter 10). A bin of x = 2n / n_max - 1 is 2 / n_max wide; the
+    default sets the decoder's std sigma_0 / alpha_0 = e^{-lambda_max / 2} to half the
+    half-bin: lambda_max = 2 ln(2 n_max), 6.93 for 17 levels (12.5 for 256). The old 10
+    (e^-5 = 0.0067 against a half-bin of 0.0625) made the bound pay for denoising far
+    below the bin width."""
     n_max = _checks.positive_int(n_max, "n_max")
     high = 2.0 * math.log(2.0 * n_max) if lambda_max is None else lambda_max
     return _check_range((LOG_SNR_MIN, high))
@@ -125,8 +118,7 @@ def predict_x0(model, x, log_snr, step=None):
 
 
 def build_eps_model(preset, n_max):
-    """The model builder of the Gaussian runs: ``EpsModel(nets.UNet(preset.net))``, for
-    ``train.train(..., build_model=build_eps_model)`` (``n_max`` is unused)."""
+    """``EpsModel(nets.UNet(preset.net))``, train.train's build_model (Chapter 10)."""
     return EpsModel(nets.UNet(preset.net))
 
 
@@ -136,7 +128,6 @@ WEIGHTINGS = ("simple", "elbo")
 def gaussian_loss(model, counts, n_max, weighting="simple", generator=None):
     """Noise-prediction loss, the mean over pixels and batch of
     (eps - eps_hat(x_u, lambda))^2 (Eq. ch10-eps-loss, Chapter 10).
-
     ``weighting="simple"``: u ~ U(0, 1) on the cosine schedule, DDPM's L_simple.
     ``weighting="elbo"``: lambda ~ U(``log_snr_range(n_max)``). The continuous-time
     ELBO is E_u[-lambda'(u) / 2 * sum_pixels (eps - eps_hat)^2] (Kingma et al. 2021);
@@ -177,8 +168,7 @@ def _grid(T, device, n_max, lambda_max=None):
 
 
 def decode(x, log_snr_0, n_max):
-    """Counts nearest to x_{u_0} / alpha_0, the decoder's mean, long
-    (Eq. ch10-gauss-elbo, Chapter 10)."""
+    """Counts nearest to x_{u_0} / alpha_0, long (Eq. ch10-gauss-elbo, Chapter 10)."""
     return to_counts(x / torch.sigmoid(log_snr_0).sqrt(), n_max)
 
 
@@ -218,10 +208,8 @@ def discretized_gaussian_log_prob(counts, mean, std, n_max):
     half = 1.0 / n_max
     upper = torch.where(counts >= n_max, torch.full_like(x, math.inf), x + half)
     lower = torch.where(counts <= 0, torch.full_like(x, -math.inf), x - half)
-    log_cdf = torch.special.log_ndtr
-    # Phi(b) - Phi(a) through the tail the bin sits in (the side away from the mean),
-    # so a bin far from the mean is not computed as 1 - 1.
-    hi, lo = (upper - mean) / std, (lower - mean) / std
+    # Phi(b) - Phi(a) in the tail away from the mean (a far bin is not 1 - 1).
+    hi, lo, log_cdf = (upper - mean) / std, (lower - mean) / std, torch.special.log_ndtr
     below = _log_diff_exp(log_cdf(hi), log_cdf(lo))
     above = _log_diff_exp(log_cdf(-lo), log_cdf(-hi))
     return torch.where(mean < x, above, below)
@@ -230,9 +218,7 @@ def discretized_gaussian_log_prob(counts, mean, std, n_max):
 def lattice_log_prob(counts, y, std, n_max):
     """log P(n | y) = log softmax_n(-(y - x_n)^2 / (2 std^2)) over the levels x_n =
     2n / n_max - 1 (Eq. ch10-gauss-elbo, Chapter 10): the bound's decoder (Kingma et al.
-    2021), the posterior of the level given y = x + std eps under equal prior
-    weights. Elementwise, float64.
-    """
+    2021), the level's posterior given y = x + std eps, equal priors; float64."""
     n = _checks.counts(counts, "counts", n_max).long()
     levels = to_signed(torch.arange(n_max + 1, device=n.device).double(), n_max)
     logits = -0.5 * ((_checks.finite(y, "y").double()[..., None] - levels) / std) ** 2
@@ -256,8 +242,8 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
 
     The diffusion terms are KLs between Gaussian posteriors of equal variance (one
     forward draw per image and step; no clipping of x0_hat); the decoder is
-    ``discretized_gaussian_log_prob`` with mean x_{u_0} / alpha_0 and std
-    sigma_0 / alpha_0 (no network). ``n_terms=m`` replaces the sum over k by m indices
+    ``lattice_log_prob`` of x_{u_0} / alpha_0 with std sigma_0 / alpha_0 (no
+    network). ``n_terms=m`` replaces the sum over k by m indices
     drawn uniformly (shared by the batch) times T / m: unbiased, m network calls
     instead of T. ``return_terms=True`` returns ``(total, prior, diffusion, decoder)``;
     ``lambda_max`` overrides the grid's top log-SNR (``log_snr_range``).
@@ -292,8 +278,7 @@ def negative_elbo_gaussian(model, counts, T, n_max, generator=None, n_terms=None
     x_0 = alpha0 * x + sigma0 * noise()
     std = float(torch.exp(-log_snr[0].double() / 2))  # sigma_0 / alpha_0
     log_p = lattice_log_prob(counts, x_0 / alpha0, std, n_max)
-    decoder = -log_p.flatten(1).sum(1)
-    prior = prior.flatten(1).sum(1)
+    decoder, prior = -log_p.flatten(1).sum(1), prior.flatten(1).sum(1)
     total = prior + diffusion + decoder
     return (total, prior, diffusion, decoder) if return_terms else total
 
