@@ -15,7 +15,7 @@ is N training digits against the same held-out digits, over several draws. The
 weighting ablation of earlier versions (official vs ELBO weights, the Gaussian ELBO
 weighting) is not run: it did not fit the CPU budget.
 
-  # ~15 CPU-minutes (2 models x 3 seeds x 800 steps + evaluation):
+  # ~25 min on one shared core (2 models x 3 seeds x 800 steps + evaluation):
   python scripts/ch10_experiments.py --scale laptop \\
       --out book/results/ch10_race_laptop.json
   # seconds:
