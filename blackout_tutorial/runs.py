@@ -127,7 +127,7 @@ def export(run_dir, path, dtype=torch.float16):
 PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
 PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
-    "digits_laptop": "70f40e953473b2034f02c7a385a4435b7f706de8b589a46e1c686ea7a9a5e812",
+    "digits_laptop": "06899457f07bf1a65b01aa7b990dbe75a7b1ddea3d353a17e133bc940e1415bd",
 }
 
 
