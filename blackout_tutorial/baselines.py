@@ -8,8 +8,7 @@ cosine schedule in log-SNR, lambda_u = -2 log tan(a u + b), truncated to
 ``nets.UNet`` the Blackout rate model wraps, used raw (no softplus): it predicts eps,
 fed the time t = -log alpha_u^2, so its time features see logit(e^{-t}) = lambda_u.
 Sampling is ancestral; the likelihood is the discrete-time bound on the *integer*
-pixels with a lattice decoder (a bound on -log P(counts), as Blackout's ELBO).
-"""
+pixels with a lattice decoder (a bound on -log P(counts), as Blackout's ELBO)."""
 import functools
 import math
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from blackout_tutorial import _checks, nets
+from blackout_tutorial._gaussian_oracle import ExactEps  # noqa: F401 (re-exported)
 
 LOG_SNR_MIN = -10.0  # sigma_1 / alpha_1 = e^5: x_1 is pure noise for |x| <= 1
 

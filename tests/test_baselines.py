@@ -1,4 +1,5 @@
 """Tests of blackout_tutorial.baselines: the Gaussian DDPM baseline of Chapter 10."""
+import functools
 import math
 
 import numpy as np
@@ -253,33 +254,7 @@ LEVELS = torch.tensor([0, 3, 8, 16])
 LEVEL_PROBS = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
 
 
-class ToyEps(torch.nn.Module):
-    """Exact eps of a 1-pixel law on LEVELS: eps = (x_u - alpha E[x0 | x_u]) / sigma.
-    ``smooth=True``: the exact denoiser of the dequantised law (x0 uniform over each
-    level's bin), which does not know the data sit on a lattice (as a network trained
-    on L_simple need not)."""
-
-    def __init__(self, smooth=False):
-        super().__init__()
-        self.x, self.smooth = bl.to_signed(LEVELS, N_MAX).double(), smooth
-
-    def forward(self, x, log_snr):
-        lam = log_snr.double().reshape(-1, 1, 1, 1, 1)
-        alpha, s = torch.sigmoid(lam).sqrt(), torch.exp(-lam / 2)  # s = sigma / alpha
-        y = x.double()[..., None] / alpha
-        if self.smooth:   # truncated-normal means of the bins, weighted by their mass
-            lo, hi = (self.x - 1 / N_MAX - y) / s, (self.x + 1 / N_MAX - y) / s
-            ln = torch.special.log_ndtr
-            log_mass = torch.where(y > self.x, bl._log_diff_exp(ln(hi), ln(lo)),
-                                   bl._log_diff_exp(ln(-lo), ln(-hi)))
-            pdf = (torch.exp(-0.5 * lo**2 - log_mass)
-                   - torch.exp(-0.5 * hi**2 - log_mass))
-            means = y + s * pdf / math.sqrt(2 * math.pi)
-        else:
-            log_mass, means = -0.5 * ((y - self.x) / s) ** 2, self.x
-        post = torch.softmax(LEVEL_PROBS.log() + log_mass, -1)
-        x0 = (post * means).sum(-1)
-        return ((y[..., 0] - x0) / s[..., 0]).to(x.dtype)
+ToyEps = functools.partial(bl.ExactEps, LEVELS, LEVEL_PROBS, N_MAX)
 
 
 def _toy_bits(model, T, lambda_max=None, repeats=1000):
