@@ -51,7 +51,7 @@ def _common(p, data_dir=True):
     if data_dir:
         p.add_argument("--data-dir", default=None, type=output_folder,
                        help="folder for downloaded datasets (default: "
-                            "$BLACKOUT_DATA_DIR or ~/.cache/blackout_tutorial)")
+                            "$BLACKOUT_DATA, else ~/.cache/blackout_tutorial)")
         p.add_argument("--dataset", choices=list(DATASETS),
                        help="train/evaluate on this data set instead of the preset's "
                             "(same image shape), e.g. cifar10-fixture")

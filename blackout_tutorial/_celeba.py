@@ -55,7 +55,8 @@ def _dataset(name, images, n_test):
 
     from blackout_tutorial import data
     labels = torch.zeros(len(images), dtype=torch.long)   # CelebA-64 is unconditional
-    return data._split(name, torch.from_numpy(images), labels, n_test, n_max=255)
+    return data._split(name, torch.from_numpy(images), labels, n_test, n_max=255,
+                       source=f"CelebA aligned, 64x64 ({name})")
 
 
 def load_celeba64(data_dir=None, download=True):

@@ -20,12 +20,15 @@ name                   images           n_max  source
 ``DATASETS`` maps each name to a :class:`DatasetSpec` (shape, n_max, loader), so a
 network can be built before any data is loaded.
 
-Downloads go to ``data_dir`` (argument, else env ``BLACKOUT_DATA_DIR``, else
-``~/.cache/blackout_tutorial``), are checked against the official MD5 sums and written
+The data root is ``data_dir`` (argument or ``--data-dir``), else env ``BLACKOUT_DATA``
+(or ``BLACKOUT_DATA_DIR``), else ``~/.cache/blackout_tutorial``. MNIST and CIFAR-10 are
+read from a standard ``.npz`` (``mnist.npz``, ``cifar10.npz``) or a JPEG pack
+(``cifar10_jpeg.npz``, lossy) in the root if one is there (``_sources``), else from the
+official files: downloads are checked against the official MD5 sums and written
 atomically; without a network the error says which file to fetch and where to put it.
+Every loaded dataset says where it came from in ``source`` (path, format, images).
 """
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blackout_tutorial import _celeba, _checks
+from blackout_tutorial import _celeba, _checks, _sources
 from blackout_tutorial._files import (  # noqa: F401  (re-exported)
     DownloadError,
     fetch,
@@ -44,6 +47,12 @@ from blackout_tutorial._files import (  # noqa: F401  (re-exported)
     write_cifar_tarball,
 )
 from blackout_tutorial._files import read_cifar_tarball as _read_cifar_arrays
+from blackout_tutorial._fixture import (  # noqa: F401  (re-exported)
+    CIFAR10_FIXTURE_CLASSES,
+    fixture_images,
+    load_cifar10_fixture,
+    write_cifar10_fixture,
+)
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -67,6 +76,8 @@ class CountDataset:
     test_labels: torch.Tensor
     n_max: int
     flip: bool = False  # random horizontal flips are a valid augmentation (CIFAR-10)
+    source: str = ""    # where the images came from: path, format, number of images
+    lossy: bool = False  # decoded from JPEG: not the original pixels
 
     @property
     def shape(self):
@@ -75,16 +86,16 @@ class CountDataset:
 
 
 def default_data_dir():
-    """``BLACKOUT_DATA_DIR`` if set, else ``~/.cache/blackout_tutorial``."""
-    return Path(os.environ.get("BLACKOUT_DATA_DIR",
-                               "~/.cache/blackout_tutorial")).expanduser()
+    """The data root: env ``BLACKOUT_DATA``, else ``BLACKOUT_DATA_DIR``, else
+    ``~/.cache/blackout_tutorial``."""
+    return _sources.data_root()
 
 
 def _as_counts(images):
     return torch.from_numpy(np.ascontiguousarray(images)).to(torch.uint8)
 
 
-def _split(name, images, labels, n_test, n_max, seed=0):
+def _split(name, images, labels, n_test, n_max, source, seed=0):
     # A fixed seeded permutation: the same held-out set on every machine and run.
     if _checks.positive_int(n_test, "n_test") >= len(images):
         raise ValueError(f"n_test must be < {len(images)} (the number of images), "
@@ -92,7 +103,8 @@ def _split(name, images, labels, n_test, n_max, seed=0):
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
     images, labels = images[order], torch.as_tensor(labels, dtype=torch.long)[order]
     return CountDataset(name, images[n_test:], images[:n_test], labels[n_test:],
-                        labels[:n_test], n_max)
+                        labels[:n_test], n_max,
+                        source=f"{source}, {len(images)} images")
 
 
 def load_digits(n_test=360):
@@ -103,7 +115,8 @@ def load_digits(n_test=360):
     from sklearn.datasets import load_digits as sklearn_digits
     bunch = sklearn_digits()
     images = _as_counts(bunch.images.astype(np.uint8)[:, None])
-    return _split("digits", images, bunch.target, n_test, n_max=16)
+    return _split("digits", images, bunch.target, n_test, n_max=16,
+                  source="scikit-learn load_digits")
 
 
 def load_mnist5k(n_test=1000):
@@ -120,22 +133,36 @@ def load_mnist5k(n_test=1000):
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     images = _as_counts(table[:, :784].reshape(-1, 1, 28, 28))
-    return _split("mnist5k", images, table[:, 784], n_test, n_max=255)
+    return _split("mnist5k", images, table[:, 784], n_test, n_max=255,
+                  source=str(path))
 
 
 def load_mnist(data_dir=None, download=True):
-    """Full MNIST, 60000 train / 10000 test, 28x28, n_max = 255 (Chapter 8)."""
-    folder = Path(data_dir or default_data_dir()) / "mnist"
+    """Full MNIST, 60000 train / 10000 test, 28x28, n_max = 255 (Chapter 8).
+
+    Reads ``<root>/mnist.npz`` (standard ``.npz``) if present, else the official IDX
+    files under ``<root>/mnist/`` (downloaded if missing and ``download``).
+    """
+    root = _sources.data_root(data_dir)
+    local = _sources.find_local(root, ("mnist.npz",))
+    if local is not None:
+        return _from_arrays("mnist", _sources.read_npz(local[0], (1, 28, 28)), 255)
     arrays = {}
     for name, md5 in MNIST_FILES.items():
-        path = fetch([base + name for base in MNIST_MIRRORS], folder / name, md5,
-                     download)
+        path = fetch([base + name for base in MNIST_MIRRORS], root / "mnist" / name,
+                     md5, download)
         arrays[name.split("-idx")[0]] = read_idx(path)
-    return CountDataset("mnist", _as_counts(arrays["train-images"][:, None]),
-                        _as_counts(arrays["t10k-images"][:, None]),
-                        torch.from_numpy(arrays["train-labels"].astype(np.int64)),
-                        torch.from_numpy(arrays["t10k-labels"].astype(np.int64)),
-                        n_max=255)
+    return _from_arrays("mnist", _sources.Arrays(
+        arrays["train-images"][:, None], arrays["train-labels"],
+        arrays["t10k-images"][:, None], arrays["t10k-labels"],
+        f"{root / 'mnist'} (official IDX files, 70000 images)"), 255)
+
+
+def _from_arrays(name, arrays, n_max, flip=False):
+    return CountDataset(name, _as_counts(arrays.x_train), _as_counts(arrays.x_test),
+                        torch.from_numpy(arrays.y_train.astype(np.int64)),
+                        torch.from_numpy(arrays.y_test.astype(np.int64)), n_max,
+                        flip=flip, source=arrays.source, lossy=arrays.lossy)
 
 
 def binarize(images, size=32):
@@ -158,8 +185,9 @@ def binarized(mnist):
     """The binarized version (32x32, n_max = 1) of an 8-bit MNIST ``CountDataset``
     (Chapter 8)."""
     return CountDataset("binarized_" + mnist.name, binarize(mnist.train),
-                        binarize(mnist.test),
-                        mnist.train_labels, mnist.test_labels, n_max=1)
+                        binarize(mnist.test), mnist.train_labels, mnist.test_labels,
+                        n_max=1, source=f"{mnist.source}, binarized",
+                        lossy=mnist.lossy)
 
 
 def read_cifar_tarball(path):
@@ -172,79 +200,22 @@ def read_cifar_tarball(path):
 
 
 def load_cifar10(data_dir=None, download=True):
-    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Ch. 9)."""
-    path = fetch([CIFAR10_URL],
-                 Path(data_dir or default_data_dir()) / "cifar-10-python.tar.gz",
-                 CIFAR10_MD5, download)
-    train_x, train_y, test_x, test_y = read_cifar_tarball(path)
-    return CountDataset("cifar10", train_x, test_x, train_y, test_y, n_max=255,
-                        flip=True)
+    """CIFAR-10, 50000 train / 10000 test, 3x32x32, n_max = 255, flips on (Ch. 9).
 
-
-CIFAR10_FIXTURE_CLASSES = ("disc", "square", "h-bar", "v-bar", "ring", "cross",
-                           "diagonal", "two-discs", "frame", "checker")
-
-
-def _fixture_shape(label, dy, dx, r, yy, xx):
-    box, disc = np.maximum(abs(dy), abs(dx)), np.hypot(dy, dx)
-    return [disc < r, box < r, abs(dy) < r / 3, abs(dx) < r / 3, abs(disc - r) < 1.5,
-            (abs(dy) < r / 4) | (abs(dx) < r / 4), abs(dy - dx) < 2.5,
-            (np.hypot(dy, dx - r / 2) < r / 2) | (np.hypot(dy, dx + r / 2) < r / 2),
-            abs(box - r) < 1.5, ((yy // 4 + xx // 4) % 2 == 0) & (box < r)][label]
-
-
-def fixture_images(n, seed=0):
-    """``n`` synthetic 3x32x32 uint8 images in 10 shape classes and their labels
-    (Chapter 9).
-
-    A FIXTURE for CPU runs and tests, NOT CIFAR-10: a coloured shape (disc, square,
-    bars, ...) with a random position, size and colour on a random smooth background.
+    Reads ``<root>/cifar10.npz`` (standard ``.npz``) or ``<root>/cifar10_jpeg.npz`` (a
+    JPEG pack: lossy, ``lossy=True``) if present, else the official tarball.
     """
-    n = _checks.positive_int(n, "n")
-    rng = np.random.default_rng(_checks.positive_int(seed, "seed", minimum=0))
-    yy, xx = np.mgrid[0:32, 0:32].astype(np.float64)
-    labels = rng.integers(0, 10, size=n)
-    images = np.empty((n, 3, 32, 32), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        cy, cx = rng.uniform(10, 22, size=2)
-        shape = _fixture_shape(label, yy - cy, xx - cx, rng.uniform(5, 9), yy, xx)
-        top, bottom, colour = rng.uniform(0, 255, size=(3, 3))
-        background = top[:, None, None] + (bottom - top)[:, None, None] * yy / 31
-        image = np.where(shape, colour[:, None, None], 0.6 * background)
-        images[i] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    return images, labels
-
-
-def write_cifar10_fixture(path, n_train=200, n_test=50, seed=0):
-    """Write a tiny FIXTURE tarball in the CIFAR-10 python format (Chapter 9; NOT
-    CIFAR-10).
-
-    Same layout as ``cifar-10-python.tar.gz``: ``cifar-10-batches-py/data_batch_1..5``,
-    ``test_batch`` and ``batches.meta``, each a pickled dict with byte-string keys;
-    ``data`` is uint8 ``[N, 3072]`` (1024 red, 1024 green, 1024 blue values per row),
-    ``labels`` a list of ints (``_files.write_cifar_tarball``). Images come from
-    :func:`fixture_images`.
-    """
-    n_train = _checks.positive_int(n_train, "n_train", minimum=5)
-    n_test = _checks.positive_int(n_test, "n_test")
-    images, labels = fixture_images(n_train + n_test, seed)
-    return write_cifar_tarball(path, images, labels, n_train, CIFAR10_FIXTURE_CLASSES,
-                               note="FIXTURE (not CIFAR-10)")
-
-
-def load_cifar10_fixture(path=None):
-    """The FIXTURE tarball of :func:`write_cifar10_fixture` as a ``CountDataset`` named
-    ``cifar10-fixture`` (n_max = 255, flips on), read by the real CIFAR-10 parser
-    (Chapter 9). ``path=None``: ``<data dir>/cifar10-fixture.tar.gz``, written first if
-    missing.
-    """
-    if path is None:
-        path = Path(default_data_dir()) / "cifar10-fixture.tar.gz"
-    if not Path(path).exists():
-        write_cifar10_fixture(path)               # generated locally, never downloaded
-    train_x, train_y, test_x, test_y = read_cifar_tarball(path)
-    return CountDataset("cifar10-fixture", train_x, test_x, train_y, test_y, n_max=255,
-                        flip=True)
+    root = _sources.data_root(data_dir)
+    local = _sources.find_local(root, ("cifar10.npz", "cifar10_jpeg.npz"))
+    if local is not None:
+        read = _sources.read_jpeg_pack if local[1] == "jpeg" else _sources.read_npz
+        return _from_arrays("cifar10", read(local[0], (3, 32, 32)), 255, flip=True)
+    path = fetch([CIFAR10_URL], root / "cifar-10-python.tar.gz", CIFAR10_MD5,
+                 download)
+    train_x, train_y, test_x, test_y = _read_cifar_arrays(path)
+    return _from_arrays("cifar10", _sources.Arrays(
+        train_x, train_y, test_x, test_y,
+        f"{path} (official tarball, 60000 images)"), 255, flip=True)
 
 
 def random_hflip(x, generator: Optional[torch.Generator] = None):

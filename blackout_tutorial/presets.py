@@ -32,7 +32,8 @@ DEFAULT_SCALE = "laptop"
 FAMILIES = ("digits", "mnist", "binarized-mnist", "cifar10")  # one per scale each
 # The official notebooks' settings (blackout_tutorial._paper): scales smoke and full.
 PAPER = ("cifar10-paper", "binarized-mnist-paper", "celeba64-paper")
-SHIPPED = ("mnist5k_small",)  # the exact presets of the checkpoints in the package
+# The exact presets of the checkpoints in the package (laptop scale only).
+SHIPPED = ("mnist5k_small", "mnist-cpu", "binarized-mnist-cpu", "cifar10-cpu")
 PRESETS = FAMILIES + PAPER + SHIPPED
 NET_TYPES = {"unet": UNetConfig, "ncsnpp": ncsnpp.NCSNppConfig}
 PARAMETERISATIONS = ("ours", "official")  # nets.RateModel / _official.OfficialRateModel
@@ -179,8 +180,10 @@ def get_preset(name, scale="laptop"):
     accepted), ``cifar10``. Paper: ``cifar10-paper``, ``binarized-mnist-paper``,
     ``celeba64-paper``, the official notebooks' settings (NCSN++, the official
     parameterisation and optimiser; scales ``smoke`` and ``full`` only, Chapter 9).
-    Shipped: ``mnist5k_small``, the preset of the checkpoint of that name (laptop scale
-    only; its ``name`` field stays ``mnist``, as stored in the checkpoint).
+    Shipped (laptop scale only): ``mnist5k_small``, the preset of the checkpoint of
+    that name (its ``name`` field stays ``mnist``, as stored in the checkpoint), and
+    ``mnist-cpu``, ``binarized-mnist-cpu``, ``cifar10-cpu``, the presets of the
+    checkpoints ``mnist``, ``binarized-mnist`` and ``cifar10`` (real data, Ch. 8-9).
     """
     key = name if name in SHIPPED else str(name).replace("_", "-")
     _checks.one_of(key, PRESETS, "preset name")
@@ -191,6 +194,8 @@ def get_preset(name, scale="laptop"):
     from blackout_tutorial import _families
     if key == "mnist5k_small":
         return _families.mnist5k_small(scale)
+    if key in SHIPPED:
+        return _families.cpu_shipped(key, scale)
     if key == "digits":
         return _families.digits(scale)
     if key == "cifar10":
