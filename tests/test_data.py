@@ -1,7 +1,8 @@
 """Tests of the count datasets and their parsers (blackout_tutorial.data, Chapters 7-9).
 
-The MNIST (IDX) and CIFAR-10 (pickle tarball) parsers run on tiny files written in the
-real formats; the downloader is replaced, so nothing here touches the network.
+The MNIST (IDX) and CIFAR-10 (pickle tarball) parsers, the standard ``.npz`` and the
+JPEG pack (``_sources``) run on tiny files written in the real formats; the downloader
+is replaced, so nothing here touches the network or ``../shared/data``.
 """
 import gzip
 import hashlib
@@ -16,8 +17,9 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from blackout_tutorial import _files, data
+from blackout_tutorial import _files, _sources, data
 
 
 def write_idx(path, array):
@@ -411,3 +413,141 @@ def test_celeba64_fixture_is_written_locally_in_the_same_format(tmp_path):
     fixture = data.load_dataset("celeba64-fixture", data_dir=tmp_path)
     assert fixture.train.shape == (32, 3, 64, 64) and fixture.test.shape[0] == 8
     assert (tmp_path / "celeba64-fixture.zip").exists()
+
+
+@pytest.fixture
+def no_data_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("BLACKOUT_DATA", raising=False)
+    monkeypatch.delenv("BLACKOUT_DATA_DIR", raising=False)
+    monkeypatch.setenv("BLACKOUT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def mnist_arrays(rng, n_train=12, n_test=5):
+    return dict(x_train=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+                y_train=rng.integers(0, 10, n_train).astype(np.uint8),
+                x_test=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+                y_test=rng.integers(0, 10, n_test).astype(np.uint8))
+
+
+def smooth_images(rng, n):
+    """RGB 32x32 images smooth enough for JPEG to keep them within a few levels."""
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    base = rng.uniform(40, 215, (n, 3, 1, 1))
+    slope = rng.uniform(-30, 30, (n, 3, 1, 1))
+    return np.clip(base + slope * (yy + xx), 0, 255).astype(np.uint8)
+
+
+def write_jpeg_pack(path, rng, n_train=10, n_test=4):
+    arrays, originals = {}, {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = smooth_images(rng, n)
+        blobs = []
+        for image in images:
+            buffer = io.BytesIO()
+            Image.fromarray(image.transpose(1, 2, 0)).save(buffer, "JPEG", quality=90)
+            blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+        arrays[f"{split}_jpeg"] = np.concatenate(blobs)
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs])
+        arrays[f"{split}_labels"] = rng.integers(0, 10, n).astype(np.uint8)
+        originals[split] = images
+    np.savez(path, classes=np.array(["a"] * 10), **arrays)
+    return arrays, originals
+
+
+def test_mnist_from_standard_npz(no_data_env, tmp_path):
+    arrays = mnist_arrays(np.random.default_rng(0))
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    d = data.load_dataset("mnist", tmp_path, download=False)
+    assert d.train.shape == (12, 1, 28, 28) and d.test.shape == (5, 1, 28, 28)
+    assert torch.equal(d.train[:, 0], torch.from_numpy(arrays["x_train"]))
+    assert torch.equal(d.test_labels, torch.from_numpy(arrays["y_test"]).long())
+    assert d.n_max == 255 and not d.lossy
+    assert "mnist.npz" in d.source and "npz" in d.source and "17 images" in d.source
+    b = data.load_dataset("binarized_mnist", tmp_path, download=False)
+    assert b.train.shape == (12, 1, 32, 32) and b.n_max == 1
+    assert b.source.endswith("binarized")
+
+
+def test_cifar_npz_in_nhwc_is_transposed(no_data_env, tmp_path):
+    rng = np.random.default_rng(1)
+    x_train = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=np.arange(6),
+             x_test=x_train[:2], y_test=np.arange(2))
+    d = data.load_dataset("cifar10", tmp_path, download=False)
+    assert d.train.shape == (6, 3, 32, 32) and d.flip
+    assert torch.equal(d.train[3, 1], torch.from_numpy(x_train[3, :, :, 1]))
+
+
+def test_jpeg_pack_decodes_close_to_the_originals_and_is_labelled_lossy(no_data_env, tmp_path):
+    arrays, originals = write_jpeg_pack(tmp_path / "cifar10_jpeg.npz",
+                                        np.random.default_rng(2))
+    d = data.load_dataset("cifar10", tmp_path, download=False)
+    assert d.train.shape == (10, 3, 32, 32) and d.test.shape == (4, 3, 32, 32)
+    assert d.lossy and "JPEG" in d.source and "14 images" in d.source
+    error = np.abs(d.train.numpy().astype(int) - originals["train"].astype(int))
+    assert error.mean() < 3, error.mean()        # quality-90 JPEG of smooth images
+    assert torch.equal(d.train_labels, torch.from_numpy(arrays["train_labels"]).long())
+    # A wrong decode (channels swapped) would not be this close:
+    swapped = d.train.numpy()[:, ::-1].astype(int)
+    assert np.abs(swapped - originals["train"].astype(int)).mean() > 3
+
+
+def test_jpeg_pack_is_decoded_once_then_read_from_the_cache(no_data_env, tmp_path, monkeypatch):
+    write_jpeg_pack(tmp_path / "cifar10_jpeg.npz", np.random.default_rng(3))
+    first = data.load_dataset("cifar10", tmp_path, download=False)
+    assert list((tmp_path / "cache").glob("jpeg-pack-*.npz"))
+
+    def no_decode(*args):
+        raise AssertionError("decoded again")
+    monkeypatch.setattr(_sources, "_decode", no_decode)
+    second = data.load_dataset("cifar10", tmp_path, download=False)
+    assert torch.equal(first.train, second.train) and second.lossy
+
+
+def test_the_data_root_order(no_data_env, tmp_path, monkeypatch):
+    for name in ("arg", "new", "old"):
+        (tmp_path / name).mkdir()
+        arrays = mnist_arrays(np.random.default_rng(len(name)), n_train=len(name) + 5)
+        np.savez(tmp_path / name / "mnist.npz", **arrays)
+    monkeypatch.setenv("BLACKOUT_DATA_DIR", str(tmp_path / "old"))
+    assert len(data.load_dataset("mnist", download=False).train) == 8
+    monkeypatch.setenv("BLACKOUT_DATA", str(tmp_path / "new"))
+    assert len(data.load_dataset("mnist", download=False).train) == 8
+    assert data.default_data_dir() == tmp_path / "new"
+    assert len(data.load_dataset("mnist", tmp_path / "arg", download=False).train) == 8
+    assert _sources.data_root(tmp_path / "arg") == tmp_path / "arg"
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a.pop("y_test"), r"lacks the arrays \['y_test'\]"),
+    (lambda a: a.update(x_train=a["x_train"].astype(np.int16)), "must be uint8"),
+    (lambda a: a.update(x_train=a["x_train"][:, :20]), r"shape \[N, 1, 28, 28\]"),
+    (lambda a: a.update(y_train=a["y_train"][:3]), "y_train must hold 12"),
+    (lambda a: a.update(y_train=np.full(12, 0.5)), "y_train must hold 12 integer"),
+])
+def test_a_bad_npz_raises_naming_what_is_wrong(no_data_env, tmp_path, change, match):
+    arrays = mnist_arrays(np.random.default_rng(4))
+    change(arrays)
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        data.load_dataset("mnist", tmp_path, download=False)
+
+
+def test_a_corrupt_jpeg_pack_raises(no_data_env, tmp_path):
+    arrays, _ = write_jpeg_pack(tmp_path / "x.npz", np.random.default_rng(5))
+    bad_offsets = dict(arrays, train_offsets=arrays["train_offsets"][::-1])
+    np.savez(tmp_path / "cifar10_jpeg.npz", **bad_offsets)
+    with pytest.raises(ValueError, match="offsets must rise"):
+        data.load_dataset("cifar10", tmp_path, download=False)
+    garbage = dict(arrays, train_jpeg=np.zeros_like(arrays["train_jpeg"]))
+    np.savez(tmp_path / "cifar10_jpeg.npz", **garbage)
+    with pytest.raises(ValueError, match="image 0 is not a readable JPEG"):
+        data.load_dataset("cifar10", tmp_path, download=False)
+    (tmp_path / "cifar10_jpeg.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        data.load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_every_loaded_dataset_says_where_it_came_from(no_data_env):
+    assert "load_digits" in data.load_dataset("digits").source
+    assert "1797 images" in data.load_dataset("digits").source
