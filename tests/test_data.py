@@ -478,7 +478,8 @@ def test_cifar_npz_in_nhwc_is_transposed(no_data_env, tmp_path):
     assert torch.equal(d.train[3, 1], torch.from_numpy(x_train[3, :, :, 1]))
 
 
-def test_jpeg_pack_decodes_close_to_the_originals_and_is_labelled_lossy(no_data_env, tmp_path):
+def test_jpeg_pack_decodes_close_to_the_originals_and_is_lossy(no_data_env,
+                                                                tmp_path):
     arrays, originals = write_jpeg_pack(tmp_path / "cifar10_jpeg.npz",
                                         np.random.default_rng(2))
     d = data.load_dataset("cifar10", tmp_path, download=False)
@@ -492,7 +493,7 @@ def test_jpeg_pack_decodes_close_to_the_originals_and_is_labelled_lossy(no_data_
     assert np.abs(swapped - originals["train"].astype(int)).mean() > 3
 
 
-def test_jpeg_pack_is_decoded_once_then_read_from_the_cache(no_data_env, tmp_path, monkeypatch):
+def test_jpeg_pack_is_decoded_once_then_cached(no_data_env, tmp_path, monkeypatch):
     write_jpeg_pack(tmp_path / "cifar10_jpeg.npz", np.random.default_rng(3))
     first = data.load_dataset("cifar10", tmp_path, download=False)
     assert list((tmp_path / "cache").glob("jpeg-pack-*.npz"))
