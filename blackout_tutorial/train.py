@@ -5,8 +5,10 @@
 own noise: by default the weighted Poisson loss of Chapter 5 (``losses.blackout_loss``,
 Eq. ch7-loss, Chapter 7) on the grid of ``schedule.training_grid``. Adam, linear
 warmup, gradient clipping, an EMA of the weights (updated after the optimiser step, or
-before it as in the official code), bfloat16 autocast on CUDA. Loss and model builder
-are arguments, so the Gaussian baseline of Chapter 10 uses the same loop.
+before it as in the official code), bfloat16 autocast on CUDA (on a CPU if asked:
+``bf16_cpu``). Loss and model builder are arguments, so the Gaussian baseline of
+Chapter 10 uses the same loop. Each session writes ``throughput.json`` (images/s, peak
+memory) into the run folder.
 
 Exact resume: all randomness of step s (data order, time indices, forward noise,
 flips, dropout) comes from generators seeded by (seed, s, rank), so a run resumed from
@@ -21,7 +23,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,37 +34,12 @@ from blackout_tutorial import (
     _ddp,
     _train_args,
     losses,
-    nets,
     presets,
     runs,
     schedule,
 )
+from blackout_tutorial._train_args import TrainResult  # noqa: F401  (re-exported)
 from blackout_tutorial.data import load_dataset, random_hflip
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns: the trained model, its EMA and the loss history."""
-    model: nets.RateModel
-    ema: nets.RateModel
-    preset: presets.Preset
-    step: int
-    history: np.ndarray  # [step, 3]: loss, learning rate, gradient norm per step
-    seconds: float  # training time summed over all sessions of the run
-    out_dir: Path
-
-    def summary(self):
-        """One log line: steps, final loss, time, throughput, (CUDA) peak memory."""
-        cfg, p = self.preset.train, self.preset
-        line = f"{p.name} ({p.scale}): {self.step} steps of {cfg.steps}"
-        if self.step:
-            rate = self.step * cfg.batch_size / max(self.seconds, 1e-9)
-            line += (f", final loss {self.history[-1, 0]:.4f}, {self.seconds:.0f} s "
-                     f"of training, {rate:.0f} images/s")
-        if torch.cuda.is_available():
-            gib = torch.cuda.max_memory_allocated() / 2**30
-            line += f", peak GPU memory {gib:.2f} GiB"
-        return line
 
 
 def step_seed(seed, step, rank=0, stream=0):
@@ -134,7 +110,8 @@ def blackout_objective(preset, device):
 
 
 def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
-          device=None, progress=None, stop_at=None, data_dir=None):
+          device=None, progress=None, stop_at=None, data_dir=None, bf16_cpu=False,
+          max_seconds=None):
     """Train (or resume) ``preset`` in ``out_dir``; returns a :class:`TrainResult`.
 
     ``loss(model, x0, generator=)`` -> scalar (default :func:`blackout_objective`,
@@ -142,26 +119,25 @@ def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
     n_max)`` -> the network, built under ``torch.manual_seed(preset.train.seed)``
     (default ``runs.build_rate_model``). A checkpoint of the same configuration in
     ``out_dir`` is resumed (a different ``steps`` extends the run; other differences
-    raise ``runs.CheckpointError``). ``stop_at`` ends the session after that step
-    (with a checkpoint), as an interruption would; ``progress`` is on unless env
+    raise ``runs.CheckpointError``). ``stop_at`` ends the session after that step and
+    ``max_seconds`` after that much training time (with a checkpoint), as an
+    interruption would; ``bf16_cpu`` turns on bfloat16 autocast on a CPU (numerics
+    change; not stored in the run); ``progress`` is on unless env
     ``BLACKOUT_PROGRESS=0``. A non-finite loss or gradient raises FloatingPointError.
     """
-    _train_args.check(preset, out_dir, loss, build_model, dataset, stop_at)
+    _train_args.check(preset, out_dir, loss, build_model, dataset, stop_at,
+                      max_seconds)
     rank, world, device, started = _ddp.setup(presets.resolve_device(device))
-    if preset.train.batch_size % world:
-        raise ValueError(f"batch_size={preset.train.batch_size} must be divisible "
-                         f"by the {world} processes")
     if progress is None:
         progress = os.environ.get("BLACKOUT_PROGRESS", "1") != "0"
     try:
         data = load_dataset(preset.dataset, data_dir) if dataset is None else dataset
-        if preset.train.batch_size > len(data.train):
-            raise ValueError(f"batch_size={preset.train.batch_size} exceeds the "
-                             f"{len(data.train)} training images")
+        _train_args.check_batch(preset, len(data.train), world)
         loss = loss or blackout_objective(preset, device)
         run = _Run(preset, Path(out_dir), data, device, rank, world,
                    build_model or runs.build_rate_model)
-        return run.loop(loss, progress and rank == 0, stop_at)
+        run.bf16_cpu = bool(bf16_cpu)
+        return run.loop(loss, progress and rank == 0, stop_at, max_seconds)
     finally:
         if started:
             dist.destroy_process_group()
@@ -173,7 +149,7 @@ class _Run:
     def __init__(self, preset, out_dir, data, device, rank, world, build_model):
         self.preset, self.out_dir, self.data = preset, out_dir, data
         self.device, self.rank, self.world = device, rank, world
-        self.build_model = build_model
+        self.build_model, self.bf16_cpu = build_model, False
         torch.manual_seed(preset.train.seed)  # the same initial weights everywhere
         self.model = build_model(preset, data.n_max).to(device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -214,19 +190,21 @@ class _Run:
                 self.build_model)
             runs.write_history(self.out_dir / "history.csv", self.history)
 
-    def loop(self, loss, progress, stop_at):
-        cfg, started_at = self.preset.train, time.perf_counter()
+    def loop(self, loss, progress, stop_at, max_seconds=None):
+        cfg, started_at, first = self.preset.train, time.perf_counter(), self.step
         net = _ddp.wrap(self.model, self.device, self.world)
         images = self.data.train.to(self.device)
         end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
-        bar = _progress_bar(progress, self.step, cfg.steps, self.preset.name)
+        bar = _train_args.progress_bar(progress, self.step, cfg.steps,
+                                       self.preset.name)
         self.model.train()
         while self.step < end:
             ema = functools.partial(update_ema, self.ema, self.model, cfg.ema_decay,
                                     self.step)
             before = ema if cfg.ema_order == "before" else None
             values = training_step(net, self.optimizer, loss, images, self.preset,
-                                   self.step, self.rank, self.world, before)
+                                   self.step, self.rank, self.world, before,
+                                   bf16_cpu=self.bf16_cpu)
             if cfg.ema_order == "after":
                 ema()
             self.step += 1
@@ -236,10 +214,20 @@ class _Run:
             if cfg.sample_every and self.rank == 0 and (
                     self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 self.sample_grid()
-            if self.step % cfg.checkpoint_every == 0 or self.step == end:
+            late = _train_args.out_of_time(started_at, time.perf_counter(),
+                                           max_seconds)
+            if self.step % cfg.checkpoint_every == 0 or self.step == end or late:
                 self.checkpoint(time.perf_counter() - started_at)
+            if late:
+                break
         bar.close()
-        self.seconds += time.perf_counter() - started_at
+        elapsed = time.perf_counter() - started_at
+        self.seconds += elapsed
+        if self.rank == 0 and self.step > first:
+            _train_args.write_throughput(
+                self.out_dir, self.preset, self.step - first, elapsed, self.step,
+                self.device, _train_args.uses_bf16(self.preset, self.device,
+                                                   self.bf16_cpu))
         history = np.asarray(self.history, dtype=np.float64).reshape(-1, 3)
         return TrainResult(self.model.eval(), self.ema, self.preset, self.step,
                            history, self.seconds, self.out_dir)
@@ -257,12 +245,13 @@ class _Run:
 
 
 def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1,
-                  before_step=None):
+                  before_step=None, bf16_cpu=False):
     """One optimiser step of :func:`train`; returns (loss, learning rate, grad norm).
 
     Everything random in the step is seeded by (seed, step, rank): exact resume.
     ``before_step()`` runs just before ``optimizer.step()`` (the official EMA order,
     ``ema_order="before"``); ``grad_clip = 0`` measures the norm without clipping.
+    bfloat16 autocast: ``preset.train.bf16`` on CUDA, ``bf16_cpu`` on a CPU.
     """
     cfg = preset.train
     seed = step_seed(cfg.seed, step, rank)
@@ -275,8 +264,9 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1,
     lr = learning_rate(cfg, step)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    bf16 = cfg.bf16 and images.device.type == "cuda"
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+    bf16 = _train_args.uses_bf16(preset, images.device, bf16_cpu)
+    kind = images.device.type if bf16 else "cpu"
+    with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
         value = loss(net, x0.float(), generator=gen)
     optimizer.zero_grad(set_to_none=True)
     value.backward()
@@ -297,8 +287,3 @@ def training_step(net, optimizer, loss, images, preset, step, rank=0, world=1,
     optimizer.step()
     return loss_value, lr, norm_value
 
-
-def _progress_bar(enabled, initial, total, name):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled,
-                desc=f"train {name}", dynamic_ncols=True)

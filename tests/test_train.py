@@ -256,7 +256,7 @@ def test_a_run_removes_what_a_killed_checkpoint_write_left(tmp_path, digits):
     train.train(micro_preset(steps=2), tmp_path / "run", dataset=digits, progress=False)
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "checkpoint.pt", "config.json", "history.csv"]
+        "checkpoint.pt", "config.json", "history.csv", "throughput.json"]
 
 
 def test_batch_indices_name_a_zero_batch_size():
@@ -301,3 +301,52 @@ def test_grad_clip_zero_measures_the_norm_without_clipping(digits):
             assert after == pytest.approx(clip, rel=1e-3)
         else:
             assert after == pytest.approx(norm, rel=1e-6)
+
+
+def test_bf16_cpu_is_opt_in_and_changes_the_numerics_a_little(digits):
+    """``preset.train.bf16`` acts on CUDA only; ``bf16_cpu`` turns autocast on on a
+    CPU: the loss moves (bf16 convolutions) but stays within 5% of the fp32 one."""
+    from blackout_tutorial import _train_args
+    preset = micro_preset()
+    assert preset.train.bf16
+    assert not _train_args.uses_bf16(preset, "cpu", bf16_cpu=False)
+    assert _train_args.uses_bf16(preset, "cpu", bf16_cpu=True)
+    assert not _train_args.uses_bf16(replace(preset, train=replace(
+        preset.train, bf16=False)), "cuda", bf16_cpu=True)
+    values = []
+    for bf16_cpu in (False, True, False):
+        torch.manual_seed(0)
+        model = runs.build_rate_model(preset, digits.n_max)
+        opt = train.make_optimizer(model, 1e-3, "cpu")
+        loss = train.blackout_objective(preset, "cpu")
+        values.append([train.training_step(model, opt, loss, digits.train, preset,
+                                           s, bf16_cpu=bf16_cpu) for s in (0, 1)])
+    (_, first), (_, second), (_, third) = values  # the last layer starts at zero:
+    assert first == third                         # fp32 is deterministic
+    assert second[0] != first[0] and second[2] != first[2]  # bf16 really ran
+    assert second[0] == pytest.approx(first[0], rel=0.05)
+    assert second[2] == pytest.approx(first[2], rel=0.05)
+
+
+def test_max_seconds_stops_with_a_checkpoint_and_a_rerun_continues(tmp_path, digits,
+                                                                   uninterrupted):
+    """A session out of time stops after the step it is in, checkpoints and writes
+    throughput.json; rerunning continues to the identical loss curve."""
+    preset = micro_preset(steps=16)
+    first = train.train(preset, tmp_path, dataset=digits, device="cpu",
+                        progress=False, max_seconds=1e-9)
+    assert first.step == 1
+    report = json.loads((tmp_path / "throughput.json").read_text())
+    assert report["session_steps"] == 1 and report["total_steps"] == 1
+    assert report["train_images_per_s"] > 0 and report["device"] == "cpu"
+    assert report["peak_gpu_memory_bytes"] is None and report["peak_rss_bytes"] > 0
+    assert report["bf16_autocast"] is False
+    rest = train.train(preset, tmp_path, dataset=digits, device="cpu",
+                       progress=False)
+    assert rest.step == 16
+    assert json.loads((tmp_path / "throughput.json").read_text())[
+        "session_steps"] == 15
+    np.testing.assert_array_equal(rest.history, uninterrupted.history)
+    with pytest.raises(ValueError, match="max_seconds"):
+        train.train(preset, tmp_path / "new", dataset=digits, max_seconds=0)
+    assert not (tmp_path / "new").exists()
