@@ -1,31 +1,48 @@
-"""Sample-quality metrics (Chapters 7 and 10).
+"""Sample-quality metrics (Chapters 7-10), always compared at equal N.
 
-For the 8x8 digits an Inception network :cite:`szegedy2016inception` makes no sense,
-so the metrics use a classifier trained on the real training digits instead:
+A classifier trained on real training images judges the samples:
 
 * **confident fraction**: the share of images labelled with probability >= 0.9 --
-  real held-out digits set the bar a generator should approach;
+  real held-out images set the bar (the *real rate*) a generator should approach;
 * **class balance**: the share of each predicted class (mode dropping shows up here);
 * **Frechet distance** :cite:`heusel2017fid` between Gaussians fitted to classifier
-  features of two image sets: the FID recipe with a small classifier for Inception.
+  features of two image sets. With the package's classifiers (a logistic regression
+  for the 8x8 digits, the small CNNs of :mod:`blackout_tutorial.classifiers` for MNIST
+  and CIFAR-10) it is a *Frechet proxy in classifier features*, not an FID. It is
+  biased upwards at small N, so it is only compared at equal N: every report gives the
+  real-vs-real floor at the samples' N, and :func:`real_report` the spread over sample
+  seeds and real draws and the independent-pixel baseline.
 
-MNIST and CIFAR-10 (Chapters 8-9): the real FID with the standard Inception features
-through an optional package (torch-fidelity, clean-fid or pytorch-fid). Also here:
-exact pixel-marginal baselines (Chapters 7 and 10) and the chi-square test of samplers
+Also here: the Inception FID through an optional package (Chapters 8-9), exact
+pixel-marginal baselines (Chapters 7 and 10) and the chi-square test of samplers
 against exact distributions (Chapters 2-6). Sample files: :mod:`blackout_tutorial.runs`.
 """
-import importlib
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
-import scipy.stats
 import torch
 
 from blackout_tutorial import _checks
+from blackout_tutorial._chi_square import chi_square_test  # noqa: F401  (re-exported)
+from blackout_tutorial._inception import (  # noqa: F401  (re-exported)
+    FID_BACKENDS,
+    FID_INSTALL_HINT,
+    PAPER_CIFAR10_FID,
+    _import_optional,
+    available_fid_backend,
+    fid_from_features,
+    inception_fid,
+)
+
+__all__ = ["feature_statistics", "frechet_distance", "DigitClassifier",
+           "fit_digit_classifier", "classifier_metrics", "pixel_marginal_samples",
+           "independent_pixels", "pixel_marginal_bits_per_dim", "digit_report",
+           "real_report", "fid_from_features", "available_fid_backend",
+           "inception_fid", "chi_square_test", "FID_BACKENDS", "FID_INSTALL_HINT",
+           "PAPER_CIFAR10_FID"]
 
 
 def feature_statistics(features):
@@ -158,142 +175,120 @@ def pixel_marginal_bits_per_dim(train_images, test_images, n_max, alpha=1.0):
     return nll / (test.shape[1] * math.log(2))
 
 
-def digit_report(samples, dataset, threshold=0.9, seed=0):
+def digit_report(samples, dataset, threshold=0.9, seed=0, draws=3):
     """The Chapter 7 quality numbers of ``samples`` against a digits ``CountDataset``.
 
-    A classifier fitted to the training digits scores the samples, the held-out digits
-    (the bar), the training digits (real-vs-real Frechet distance) and pixel-marginal
-    samples (the trivial baseline). Returns a flat dict of floats.
+    A logistic regression fitted to the training digits scores the samples, the
+    held-out digits (the real rate) and pixel-marginal samples (the trivial baseline).
+    Every Frechet distance is taken against the whole held-out set at one N,
+    ``n`` = min(len(samples), len(dataset.train)): the samples (their first ``n``), the
+    real floor (``draws`` random subsets of ``n`` *training* digits, mean and sd) and
+    the baseline (``n`` pixel-marginal images). Training digits are real but seen by
+    the classifier, so the floor is, if anything, a little high. Returns floats.
     """
-    data = dataset
+    data, draws = dataset, _checks.positive_int(draws, "draws")
     clf = fit_digit_classifier(data.train, data.train_labels, data.n_max, seed=seed)
-    model = classifier_metrics(clf, samples, data.test, threshold)
-    real = classifier_metrics(clf, data.test, data.train, threshold)
+    n = min(len(samples), len(data.train))
+    model = classifier_metrics(clf, samples, threshold=threshold)
+    model_fd = classifier_metrics(clf, samples[:n], data.test, threshold)
+    real = classifier_metrics(clf, data.test, threshold=threshold)
     gen = torch.Generator().manual_seed(seed)
-    fake = pixel_marginal_samples(data.train, len(samples), gen)
+    floor = [classifier_metrics(clf, data.train[torch.randperm(
+        len(data.train), generator=gen)[:n]], data.test, threshold)["frechet_distance"]
+        for _ in range(draws)]
+    fake = pixel_marginal_samples(data.train, n, gen)
     baseline = classifier_metrics(clf, fake, data.test, threshold)
-    return {"confident_fraction": model["confident_fraction"],
+    return {"n": n, "confident_fraction": model["confident_fraction"],
             "confident_fraction_real": real["confident_fraction"],
             "confident_ratio": model["confident_fraction"] / real["confident_fraction"],
             "min_class_fraction": model["min_class_fraction"],
-            "frechet_distance": model["frechet_distance"],
-            "frechet_distance_real": real["frechet_distance"],
+            "frechet_distance": model_fd["frechet_distance"],
+            "frechet_distance_real": float(np.mean(floor)),
+            "frechet_distance_real_sd": _sd(floor),
             "frechet_distance_baseline": baseline["frechet_distance"],
             "confident_fraction_baseline": baseline["confident_fraction"]}
 
 
-# --- Chapters 8-9: FID with the standard Inception features ---------------------------
-PAPER_CIFAR10_FID = 4.58  # CIFAR-10, 50k samples :cite:`santos2023blackout`
-FID_BACKENDS = ("torch_fidelity", "cleanfid", "pytorch_fid")
-FID_INSTALL_HINT = (
-    "Inception FID needs one of the packages torch-fidelity, clean-fid or pytorch-fid, "
-    "and none is installed. Install one, e.g. `pip install torch-fidelity` (or `pip "
-    "install clean-fid`, `pip install pytorch-fid`). The Inception-v3 weights (about "
-    "100 MB) download on first use, and so does the CIFAR-10 reference (statistics or "
-    "images), so the first call needs a network. To compare with the paper's FID of "
-    "4.58, use 50,000 samples against the CIFAR-10 training set: FID is biased upwards "
-    "for fewer samples.")
+def _sd(values):
+    """Sample standard deviation (ddof 1) of a list; ``nan`` for fewer than two."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-def fid_from_features(features_a, features_b):
-    """Frechet distance between Gaussians fitted to two feature sets ``[N, d]``
-    (Eq. ch9-fid, Chapter 9).
+def independent_pixels(real, n, seed=0):
+    """``n`` images whose pixels (and channels) are drawn independently, each from its
+    empirical marginal over ``real`` (the training images): the right pixel statistics
+    and no shapes, the scale of :func:`real_report`. Seeded; uint8 like ``real``."""
+    gen = torch.Generator().manual_seed(_checks.positive_int(seed, "seed", 0))
+    return pixel_marginal_samples(real, n, gen)
 
-    FID :cite:`heusel2017fid` is this number with Inception-v3 pool features
-    :cite:`szegedy2016inception`; with any other feature extractor it is a Frechet
-    distance in that feature space, comparable only with itself.
+
+def _scores(classifier, images):
+    if hasattr(classifier, "predict"):
+        return classifier.predict(images)
+    return classifier.probabilities(images), classifier.features(images)
+
+
+def _judge(classifier, images, reference_stats, threshold):
+    probs, feats = _scores(classifier, images)
+    fd = frechet_distance(*feature_statistics(feats), *reference_stats)
+    hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
+    return float((probs.max(1) >= threshold).mean()), hist, fd
+
+
+def real_report(classifier, sample_batches, test_images, train_images=None,
+                threshold=0.9, draws=None, seed=0):
+    """Sample quality at equal N against real test images, with error bars (Ch. 8-9).
+
+    ``sample_batches``: a list of sample batches of one size N (one per sampling seed).
+    The real floor uses ``draws`` (default: the number of batches, at least 2) pairs of
+    disjoint random subsets (A_i, B_i) of N ``test_images``, all 2 ``draws`` subsets
+    disjoint: ``frechet_floor`` is FD(A_i, B_i); batch j is compared with B_(j mod
+    draws); the real rate is the confident fraction of the A_i. With ``train_images``,
+    the baseline :func:`independent_pixels` (N images, seeds ``seed + i``) is judged
+    like a batch. FD is the Frechet distance in the classifier's features (a *Frechet
+    proxy*, not FID). Values are means with ``*_sd`` the standard deviation over
+    batches / draws; ``class_fractions`` is the mean predicted-class histogram of the
+    batches and ``min_class_fraction`` its smallest entry.
     """
-    stats = feature_statistics(features_a) + feature_statistics(features_b)
-    return frechet_distance(*stats)
+    if not isinstance(sample_batches, (list, tuple)) or not sample_batches:
+        raise ValueError("sample_batches must be a non-empty list of sample batches")
+    n = len(sample_batches[0])
+    if any(len(b) != n for b in sample_batches) or n < 2:
+        raise ValueError(f"sample_batches must all hold the same N >= 2 images, got "
+                         f"{[len(b) for b in sample_batches]}")
+    threshold = _checks.probability(threshold, "threshold")
+    draws = _checks.positive_int(
+        max(2, len(sample_batches)) if draws is None else draws, "draws")
+    if 2 * draws * n > len(test_images):
+        raise ValueError(f"test_images must hold 2 draws N = {2 * draws * n} images "
+                         f"for disjoint floors, got {len(test_images)}")
+    order = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(
+        _checks.positive_int(seed, "seed", 0)))[:2 * draws * n].reshape(-1, n)
+    refs = [feature_statistics(_scores(classifier, test_images[order[2 * i + 1]])[1])
+            for i in range(draws)]
+    real = [_judge(classifier, test_images[order[2 * i]], refs[i], threshold)
+            for i in range(draws)]
+    model = [_judge(classifier, b, refs[j % draws], threshold)
+             for j, b in enumerate(sample_batches)]
+    out = {"n": n, "batches": len(sample_batches), "draws": draws,
+           "floor": "two disjoint random subsets of N test images per draw"}
+    out.update(_summary("", model), **_summary("_real", real))
+    hist = np.mean([m[1] for m in model], axis=0)
+    ratio = out["confident_fraction"] / out["confident_fraction_real"]
+    out.update(class_fractions=hist.tolist(), min_class_fraction=float(hist.min()),
+               confident_ratio=ratio)
+    out["frechet_floor"], out["frechet_floor_sd"] = (
+        out.pop("frechet_proxy_real"), out.pop("frechet_proxy_real_sd"))
+    if train_images is not None:
+        fake = [_judge(classifier, independent_pixels(train_images, n, seed + i),
+                       refs[i], threshold) for i in range(draws)]
+        out.update(_summary("_baseline", fake))
+    return out
 
 
-def _import_optional(name):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def available_fid_backend():
-    """The first importable package of ``FID_BACKENDS``, or ``None`` (Chapter 9)."""
-    return next((n for n in FID_BACKENDS if _import_optional(n) is not None), None)
-
-
-def inception_fid(sample_dir, reference="cifar10-train", backend=None, device=None,
-                  batch_size=200):
-    """FID of the PNGs in ``sample_dir`` against ``reference`` (Inception, Chapter 9).
-
-    ``sample_dir``: a folder of PNGs (``runs.save_samples_png``). ``reference``:
-    ``"cifar10-train"`` (the 50,000 CIFAR-10 training images, the protocol behind the
-    paper's 4.58) or a folder of real images. ``backend``: ``torch_fidelity``,
-    ``cleanfid`` or ``pytorch_fid`` (default: the first installed); clean-fid runs in
-    ``legacy_tensorflow`` mode, the TensorFlow Inception of the original FID code.
-    Raises ``ImportError`` with what to ``pip install`` when no backend is importable.
-    """
-    backend = available_fid_backend() if backend is None else backend
-    if backend is None:
-        raise ImportError(FID_INSTALL_HINT)
-    _checks.one_of(backend, FID_BACKENDS, "backend")
-    if not isinstance(sample_dir, (str, Path)) or not any(
-            Path(sample_dir).glob("*.png")):
-        raise ValueError(f"sample_dir must be a folder of PNG images, got "
-                         f"{sample_dir!r}")
-    registered = reference == "cifar10-train"
-    if not registered and not Path(reference).exists():
-        raise ValueError(f"reference must be 'cifar10-train' or an existing folder, "
-                         f"got {reference!r}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    names = {"cleanfid": "cleanfid.fid", "pytorch_fid": "pytorch_fid.fid_score"}
-    module = _import_optional(names.get(backend, backend))
-    if module is None:
-        raise ImportError(f"FID backend {backend!r} is not installed. "
-                          f"{FID_INSTALL_HINT}")
-    a, b, kw = str(sample_dir), str(reference), {"batch_size": batch_size}
-    if backend == "torch_fidelity":
-        metrics = module.calculate_metrics(input1=a, input2=b, fid=True, verbose=False,
-                                           cuda=device.type == "cuda", **kw)
-        return float(metrics["frechet_inception_distance"])
-    if backend == "cleanfid":
-        kw.update(mode="legacy_tensorflow", device=device)
-        if registered:
-            return float(module.compute_fid(a, dataset_name="cifar10", dataset_res=32,
-                                            dataset_split="train", **kw))
-        return float(module.compute_fid(a, b, **kw))
-    if registered:
-        raise ValueError("pytorch_fid has no built-in CIFAR-10 reference: pass a "
-                         "folder of the training images, e.g. runs.save_samples_png("
-                         "load_dataset('cifar10').train, folder, 255), as reference")
-    fid = module.calculate_fid_given_paths
-    return float(fid([a, b], batch_size, str(device), 2048))
-
-
-def chi_square_test(samples, pmf, min_expected=5.0):
-    """Pearson chi-square goodness-of-fit of integer ``samples`` against ``pmf`` over
-    0..len(pmf)-1 (Chapter 2).
-
-    Neighbouring bins are merged (left to right) until each expects at least
-    ``min_expected`` samples, the validity rule of the chi-square approximation.
-    Returns Python numbers ``(statistic, p_value, n_bins)``; a tiny p-value rejects pmf.
-    """
-    samples = _checks.counts(torch.as_tensor(samples).reshape(-1).cpu(), "samples")
-    pmf = _checks.probability_vector(torch.as_tensor(pmf).cpu(), "pmf", 1e-6, True)
-    min_expected = _checks.number(min_expected, "min_expected", minimum=0, strict=True)
-    if bool((samples >= pmf.numel()).any()):
-        raise ValueError("samples must lie in 0..len(pmf)-1 (a sample has zero "
-                         "probability under pmf)")
-    observed = torch.bincount(samples.long(), minlength=pmf.numel()).double().tolist()
-    expected = (pmf / pmf.sum() * len(samples)).tolist()
-    obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
-    for o, e in zip(observed, expected):
-        o_acc, e_acc = o_acc + o, e_acc + e
-        if e_acc >= min_expected:
-            obs_bins, exp_bins = obs_bins + [o_acc], exp_bins + [e_acc]
-            o_acc, e_acc = 0.0, 0.0
-    if not exp_bins:
-        raise ValueError(f"too few samples for min_expected = {min_expected}")
-    obs_bins[-1] += o_acc  # the left-over tail joins the last full bin
-    exp_bins[-1] += e_acc
-    if len(exp_bins) == 1:
-        return 0.0, 1.0, 1  # one bin: nothing to test (all mass in one place)
-    statistic, p_value = scipy.stats.chisquare(obs_bins, exp_bins)
-    return float(statistic), float(p_value), len(exp_bins)
+def _summary(suffix, judged):
+    conf, fd = [j[0] for j in judged], [j[2] for j in judged]
+    return {f"confident_fraction{suffix}": float(np.mean(conf)),
+            f"confident_fraction{suffix}_sd": _sd(conf),
+            f"frechet_proxy{suffix}": float(np.mean(fd)),
+            f"frechet_proxy{suffix}_sd": _sd(fd)}
