@@ -4,6 +4,8 @@ Functions take tensors or arrays and return matplotlib figures/axes; they never 
 ``plt.show()`` themselves, so a notebook decides when to display.
 """
 import inspect
+import textwrap
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -217,17 +219,62 @@ def save_image_grid(images, n_max, path, nrow=8, title=None, dpi=120):
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
 
 
-def show_source(*objects):
+def _excerpt_range(source_lines, lines):
+    """0-based inclusive (first, last) of ``lines`` = (start, stop) in ``source_lines``:
+    1-based line numbers, or strings (the first line containing ``start``, then the
+    first line from there on containing ``stop``)."""
+    if not isinstance(lines, (tuple, list)) or len(lines) != 2:
+        raise ValueError(f"lines must be a pair (start, stop), got {lines!r}")
+    found = []
+    for bound, since in zip(lines, (0, None)):
+        since = found[0] if since is None else since
+        if isinstance(bound, str):
+            hits = [i for i in range(since, len(source_lines))
+                    if bound in source_lines[i]]
+            if not hits:
+                raise ValueError(f"lines: no source line contains {bound!r}")
+            found.append(hits[0])
+        elif isinstance(bound, int) and 1 <= bound <= len(source_lines):
+            found.append(bound - 1)
+        else:
+            raise ValueError(f"lines must hold strings or line numbers 1.."
+                             f"{len(source_lines)}, got {bound!r}")
+    if found[1] < found[0]:
+        raise ValueError(f"lines: stop {lines[1]!r} comes before start {lines[0]!r}")
+    return found[0], found[1]
+
+
+def show_source(*objects, lines=None):
     """The source of package functions or classes as one highlighted Python block.
 
     Returned as Markdown (a fenced ``python`` block), so Jupyter and the built book both
     highlight it with their own styles, and a check printed below it stays a separate
-    output.
+    output. ``lines=(start, stop)`` (one object only) shows an excerpt instead: line
+    numbers within the object's source (1 = its first line, both inclusive) or
+    strings (from the first line containing ``start`` to the next line containing
+    ``stop``); elided parts are marked ``# ...`` and a note names the file and lines
+    of the full source.
     """
     if not objects:
         raise ValueError("show_source needs at least one function or class")
     from IPython.display import Markdown
 
-    source = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
-    return Markdown(f"```python\n{source}\n```")
-
+    if lines is None:
+        source = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+        return Markdown(f"```python\n{source}\n```")
+    if len(objects) != 1:
+        raise ValueError("lines needs exactly one object to take the excerpt from")
+    obj = objects[0]
+    source_lines, first_line = inspect.getsourcelines(obj)
+    a, b = _excerpt_range(source_lines, lines)
+    body = textwrap.dedent("".join(source_lines[a:b + 1])).rstrip()
+    body = ("# ...\n" if a > 0 else "") + body + \
+        ("\n# ..." if b < len(source_lines) - 1 else "")
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    root = Path(__file__).resolve().parents[1]
+    shown = path.relative_to(root) if path.is_relative_to(root) else path.name
+    last_line = first_line + len(source_lines) - 1
+    note = (f"Excerpt: lines {first_line + a}-{first_line + b} of `{shown}`; the full "
+            f"`{obj.__qualname__}` is lines {first_line}-{last_line} "
+            f"(`plotting.show_source({obj.__qualname__})` shows it).")
+    return Markdown(f"```python\n{body}\n```\n\n{note}")

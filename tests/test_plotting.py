@@ -53,3 +53,35 @@ def test_show_source_is_one_fenced_python_block():
 def test_show_source_needs_an_object():
     with pytest.raises(ValueError, match="at least one"):
         plotting.show_source()
+
+
+def test_show_source_excerpt_by_strings_and_numbers():
+    import inspect
+
+    from blackout_tutorial import losses
+
+    src, first = inspect.getsourcelines(losses.negative_elbo)
+    shown = plotting.show_source(losses.negative_elbo,
+                                 lines=("q = step_probabilities", "return nats")).data
+    body = shown.split("```")[1]
+    assert body.startswith("python\n# ...\nq = step_probabilities(times)")
+    assert body.rstrip().endswith("return nats")  # the function's last line: no tail
+    start = first + next(i for i, line in enumerate(src) if "q = step_prob" in line)
+    assert (f"Excerpt: lines {start}-{first + len(src) - 1} of "
+            "`blackout_tutorial/losses.py`") in shown
+    assert f"is lines {first}-{first + len(src) - 1}" in shown
+    numbered = plotting.show_source(process.marginal_pmf, lines=(1, 3)).data
+    assert numbered.startswith("```python\ndef marginal_pmf(")
+    assert numbered.split("```")[1].rstrip().endswith("# ...")
+    assert numbered.split("```")[1].count("\n") == 5  # tag line, 3 lines, marker
+
+
+def test_show_source_excerpt_bad_lines():
+    with pytest.raises(ValueError, match="lines: no source line contains"):
+        plotting.show_source(process.survival, lines=("no such text", "return"))
+    with pytest.raises(ValueError, match="lines must hold strings or line numbers"):
+        plotting.show_source(process.survival, lines=(0, 2))
+    with pytest.raises(ValueError, match="exactly one object"):
+        plotting.show_source(process.survival, process.marginal_pmf, lines=(1, 2))
+    with pytest.raises(ValueError, match="stop"):
+        plotting.show_source(process.marginal_pmf, lines=(5, 2))
