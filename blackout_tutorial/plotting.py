@@ -274,7 +274,8 @@ def show_source(*objects, lines=None):
     root = Path(__file__).resolve().parents[1]
     shown = path.relative_to(root) if path.is_relative_to(root) else path.name
     last_line = first_line + len(source_lines) - 1
+    name = f"{obj.__module__.rsplit('.', 1)[-1]}.{obj.__qualname__}"
     note = (f"Excerpt: lines {first_line + a}-{first_line + b} of `{shown}`; the full "
             f"`{obj.__qualname__}` is lines {first_line}-{last_line} "
-            f"(`plotting.show_source({obj.__qualname__})` shows it).")
+            f"(`plotting.show_source({name})` shows it).")
     return Markdown(f"```python\n{body}\n```\n\n{note}")
