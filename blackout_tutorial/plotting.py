@@ -252,8 +252,8 @@ def show_source(*objects, lines=None):
     output. ``lines=(start, stop)`` (one object only) shows an excerpt instead: line
     numbers within the object's source (1 = its first line, both inclusive) or
     strings (from the first line containing ``start`` to the next line containing
-    ``stop``); elided parts are marked ``# ...`` and a note names the file and lines
-    of the full source.
+    ``stop``), shown below the signature; elided parts are marked ``# ...`` and a
+    note names the file and lines of the full source.
     """
     if not objects:
         raise ValueError("show_source needs at least one function or class")
@@ -267,9 +267,16 @@ def show_source(*objects, lines=None):
     obj = objects[0]
     source_lines, first_line = inspect.getsourcelines(obj)
     a, b = _excerpt_range(source_lines, lines)
-    body = textwrap.dedent("".join(source_lines[a:b + 1])).rstrip()
-    body = ("# ...\n" if a > 0 else "") + body + \
-        ("\n# ..." if b < len(source_lines) - 1 else "")
+    head = 0  # the signature, up to the line that ends with ":"
+    while head < a - 1 and not source_lines[head].split("#")[0].rstrip().endswith(":"):
+        head += 1
+    pad = source_lines[a][:len(source_lines[a]) - len(source_lines[a].lstrip())]
+    shown_lines = source_lines[:head + 1] + [f"{pad}# ...\n"] if a > head + 1 else \
+        source_lines[:a]
+    shown_lines += source_lines[a:b + 1]
+    if b < len(source_lines) - 1:
+        shown_lines.append(f"{pad}# ...\n")
+    body = textwrap.dedent("".join(shown_lines)).rstrip()
     path = Path(inspect.getsourcefile(obj)).resolve()
     root = Path(__file__).resolve().parents[1]
     shown = path.relative_to(root) if path.is_relative_to(root) else path.name

@@ -64,7 +64,9 @@ def test_show_source_excerpt_by_strings_and_numbers():
     shown = plotting.show_source(losses.negative_elbo,
                                  lines=("q = step_probabilities", "return nats")).data
     body = shown.split("```")[1]
-    assert body.startswith("python\n# ...\nq = step_probabilities(times)")
+    assert body.startswith("python\ndef negative_elbo(model, x0, times, n_max, n_terms="
+                           "None, step_probs=None,\n")
+    assert "\n    # ...\n    q = step_probabilities(times)\n" in body
     assert body.rstrip().endswith("return nats")  # the function's last line: no tail
     start = first + next(i for i, line in enumerate(src) if "q = step_prob" in line)
     assert (f"Excerpt: lines {start}-{first + len(src) - 1} of "
@@ -74,6 +76,9 @@ def test_show_source_excerpt_by_strings_and_numbers():
     assert numbered.startswith("```python\ndef marginal_pmf(")
     assert numbered.split("```")[1].rstrip().endswith("# ...")
     assert numbered.split("```")[1].count("\n") == 5  # tag line, 3 lines, marker
+    middle = plotting.show_source(process.marginal_pmf, lines=(3, 3)).data
+    assert middle.startswith("```python\ndef marginal_pmf(n0, t, n_max=None):\n"
+                             "    # ...")
 
 
 def test_show_source_excerpt_bad_lines():
