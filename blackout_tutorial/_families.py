@@ -91,7 +91,7 @@ def cpu_shipped(name, scale):
         raise ValueError(f"scale must be 'laptop' for {name}, got {scale!r}")
     family, steps = {"mnist-cpu": ("mnist", 5000),
                      "binarized-mnist-cpu": ("binarized-mnist", 2500),
-                     "cifar10-cpu": ("cifar10", 3500)}[name]
+                     "cifar10-cpu": ("cifar10", 3000)}[name]
     base = cifar10("full") if family == "cifar10" else mnist(
         "full", binarized=family == "binarized-mnist")
     net = net_config("small", image_channels=base.net.image_channels, channels=16,
