@@ -1,8 +1,9 @@
-"""Command line ``python -m blackout_tutorial {train,sample,evaluate,info}`` (Ch. 7-10).
+"""Command line ``python -m blackout_tutorial {train,sample,evaluate,export,info}``.
 
     python -m blackout_tutorial train --preset digits --out runs/digits [--scale laptop]
     python -m blackout_tutorial sample --run runs/digits --n 64 --steps 250 --out s.png
     python -m blackout_tutorial evaluate --run runs/digits --elbo-terms 100
+    python -m blackout_tutorial export --run runs/digits --out digits.pt
     python -m blackout_tutorial info --preset cifar10-paper --scale full
 
 ``train`` resumes when ``--out`` already holds a checkpoint. Multi-GPU:
@@ -12,19 +13,17 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from blackout_tutorial import _cli_info
 from blackout_tutorial._cli_args import (
     Parser,
     UsageError,
-    device,
-    existing,
-    integer,
-    output_file,
-    output_folder,
-    positive_float,
-    sample_output,
+    evaluate_parser,
+    export_parser,
+    sample_parser,
+    train_parser,
 )
 
 
@@ -35,111 +34,13 @@ def build_parser():
         description="Train, sample and evaluate Blackout Diffusion models (Santos "
                     "et al., 2023).")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{train,sample,evaluate,info}")
-    _train_parser(sub)
-    _sample_parser(sub)
-    _evaluate_parser(sub)
+                                metavar="{train,sample,evaluate,export,info}")
+    train_parser(sub)
+    sample_parser(sub)
+    evaluate_parser(sub)
+    export_parser(sub)
     _cli_info.add_parser(sub)
     return parser
-
-
-def _common(p, data_dir=True):
-    from blackout_tutorial.data import DATASETS
-    p.add_argument("--device", default=None, type=device,
-                   help="torch device (cuda, cuda:1, mps, cpu); default: the best "
-                        "available")
-    if data_dir:
-        p.add_argument("--data-dir", default=None, type=output_folder,
-                       help="folder for downloaded datasets (default: "
-                            "$BLACKOUT_DATA, else ~/.cache/blackout_tutorial)")
-        p.add_argument("--dataset", choices=list(DATASETS),
-                       help="train/evaluate on this data set instead of the preset's "
-                            "(same image shape), e.g. cifar10-fixture")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def _train_parser(sub):
-    from blackout_tutorial.presets import PRESETS, SCALES
-    t = sub.add_parser(
-        "train", help="train a preset (resumes from a checkpoint in --out)",
-        description="Train a preset into a run folder; resume if it holds a "
-                    "checkpoint.")
-    t.add_argument("--preset", required=True, choices=PRESETS, help="what to train")
-    t.add_argument("--out", required=True, type=output_folder,
-                   help="run folder (checkpoint, history, grids)")
-    t.add_argument("--scale", default="laptop", choices=SCALES,
-                   help="smoke: seconds; laptop: minutes on a CPU; full: the paper on "
-                        "a GPU (default: laptop; *-paper presets: smoke or full)")
-    t.add_argument("--steps", type=integer(1),
-                   help="override the number of training steps")
-    t.add_argument("--batch-size", type=integer(1),
-                   help="override the global batch size")
-    t.add_argument("--lr", type=positive_float, help="override the Adam learning rate")
-    t.add_argument("--seed", type=integer(0), help="override the random seed")
-    _common(t)
-
-
-def _sample_parser(sub):
-    from blackout_tutorial.sampling import METHODS, ROUNDINGS
-    s = sub.add_parser("sample", help="generate images with a trained run",
-                       description="Generate images from the EMA weights of a run.")
-    s.add_argument("--run", required=True, type=existing("path"),
-                   help="run folder or checkpoint file")
-    s.add_argument("--n", type=integer(1), default=64,
-                   help="number of images (default 64)")
-    s.add_argument("--steps", type=integer(1),
-                   help="sampler steps (any number: time is continuous; default: the "
-                        "preset's)")
-    s.add_argument("--method", choices=METHODS,
-                   help="reverse sampler (default: the preset's)")
-    s.add_argument("--rounding", choices=ROUNDINGS,
-                   help="rounding of the binomial bridge (default: the preset's)")
-    s.add_argument("--batch-size", type=integer(1),
-                   help="images generated at once (default: the preset's)")
-    s.add_argument("--seed", type=integer(0), default=0,
-                   help="random seed (default 0)")
-    s.add_argument("--shards", type=output_folder,
-                   help="keep each batch in this folder and reuse it on a rerun "
-                        "(resumable)")
-    s.add_argument("--out", required=True, type=sample_output, action="append",
-                   help="output, repeatable: .png (a grid), .npz (uint8 'samples' "
-                        "[N,C,H,W] and 'n_max'), a folder ending in / (one PNG per "
-                        "image)")
-    s.add_argument("--fid-npz", type=output_file,
-                   help="also write uint8 NHWC RGB images 'arr_0' (0..255) for FID "
-                        "tools")
-    _common(s, data_dir=False)
-
-
-def _evaluate_parser(sub):
-    from blackout_tutorial.sampling import METHODS
-    e = sub.add_parser(
-        "evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
-        description="Negative ELBO in bits/dim on held-out images; digit classifier "
-                    "metrics (digits, MNIST); Inception FID.")
-    e.add_argument("--run", required=True, type=existing("path"),
-                   help="run folder or checkpoint file")
-    e.add_argument("--n-test", type=integer(1), default=256,
-                   help="held-out images for the ELBO (default 256)")
-    e.add_argument("--elbo-terms", type=integer(1),
-                   help="Monte Carlo terms (time steps) drawn per image for the ELBO "
-                        "estimate (default: all T)")
-    e.add_argument("--samples", type=existing("file"),
-                   help="score these samples (.npz of `sample`) instead of generating")
-    e.add_argument("--n-samples", type=integer(1), default=500,
-                   help="generated images for the digit metrics (default 500)")
-    e.add_argument("--steps", type=integer(1),
-                   help="sampler steps (default: the preset's)")
-    e.add_argument("--method", choices=METHODS,
-                   help="reverse sampler (default: the preset's)")
-    e.add_argument("--seed", type=integer(0), default=0,
-                   help="random seed (default 0)")
-    e.add_argument("--fid", type=existing("folder"),
-                   help="Inception FID of this PNG folder against the CIFAR-10 "
-                        "training set")
-    e.add_argument("--json", type=output_file,
-                   help="also write the numbers to this JSON file")
-    _common(e)
 
 
 def _dataset(args, preset):
@@ -156,6 +57,13 @@ def _dataset(args, preset):
     return dataset
 
 
+def _set_threads(device):
+    from blackout_tutorial import _threads, presets
+    line = _threads.apply(presets.resolve_device(device))
+    if line and os.environ.get("RANK", "0") == "0":
+        print(line)
+
+
 def _cmd_train(args):
     from blackout_tutorial import presets, train
     try:
@@ -168,8 +76,10 @@ def _cmd_train(args):
     dataset = _dataset(args, preset)
     if rank0:
         print(presets.describe())
+    _set_threads(args.device)
     result = train.train(preset, args.out, dataset=dataset, device=args.device,
-                         progress=False if args.no_progress else None)
+                         progress=False if args.no_progress else None,
+                         bf16_cpu=args.bf16_cpu, max_seconds=args.max_seconds)
     if result.step and rank0:
         print(f"{result.summary()}; checkpoint in {args.out}")
 
@@ -182,10 +92,15 @@ def _load(args):
 def _cmd_sample(args):
     from blackout_tutorial import plotting, runs
     model, preset = _load(args)
+    device = next(model.parameters()).device
+    _set_threads(device)
+    started = time.perf_counter()
     x = runs.generate(model, args.n, args.steps, args.method, preset=preset,
                       seed=args.seed, batch_size=args.batch_size,
                       rounding=args.rounding, shard_dir=args.shards,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, bf16=args.bf16,
+                      compile=args.compile)
+    seconds = time.perf_counter() - started
     n_max = runs.image_spec(preset.dataset)[1]
     for out in args.out:
         path = Path(out)
@@ -200,6 +115,24 @@ def _cmd_sample(args):
         print(f"wrote {args.n} samples to {path}")
     if args.fid_npz:
         print(f"wrote FID input {runs.save_fid_npz(x, args.fid_npz, n_max)}")
+    print(f"sampled {args.n} images in {seconds:.1f} s ({args.n / seconds:.1f} "
+          f"images/s; shards reused on a rerun are counted as free)")
+    if args.json:
+        _sample_json(args, preset, device, seconds)
+
+
+def _sample_json(args, preset, device, seconds):
+    from blackout_tutorial import _train_args
+    steps = args.steps or preset.sample_steps
+    report = {"n": args.n, "steps": steps, "method": args.method or
+              preset.sample_method, "batch_size": args.batch_size or
+              preset.sample_batch, "seconds": round(seconds, 3),
+              "sample_images_per_s": round(args.n / seconds, 3),
+              "image_steps_per_s": round(args.n * steps / seconds, 1),
+              "device": str(device), "bf16": args.bf16, "compile": args.compile,
+              **_train_args.peak_memory(device)}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 def _elbo(args, model, preset, dataset):
@@ -251,6 +184,15 @@ def _cmd_evaluate(args):
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
+def _cmd_export(args):
+    import torch
+
+    from blackout_tutorial import runs
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    path = runs.export(args.run, args.out, dtype=getattr(torch, args.dtype))
+    print(f"exported {args.run} to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
 DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "binarized_mnist5k", "binarized_mnist")
 
 
@@ -266,7 +208,7 @@ def main(argv=None):
         os.environ["BLACKOUT_PROGRESS"] = "0"
     from blackout_tutorial.data import DownloadError
     commands = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
-                "info": _cli_info.run}
+                "export": _cmd_export, "info": _cli_info.run}
     try:
         commands[args.command](args)
     except (DownloadError, FloatingPointError, ValueError, OSError) as err:

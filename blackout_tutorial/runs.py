@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blackout_tutorial import _checks, data, presets, sampling, schedule
+from blackout_tutorial import _checks, _fast, data, presets
 from blackout_tutorial._checkpoint import (  # noqa: F401  (re-exported)
     CHECKPOINT,
     FORMAT,
@@ -175,7 +175,7 @@ def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides
 
 def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
              batch_size=None, device=None, rounding=None, shard_dir=None,
-             progress=False):
+             progress=False, bf16=False, compile=False):
     """``n`` samples of a run (folder or checkpoint file) or model, uint8 [n, C, H, W].
 
     Batch i has its own generator, seeded ``seed + 1000003 i``: one batch is exactly
@@ -184,7 +184,9 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
     a sampler ``f(model, shape, steps, n_max, generator=, device=)`` (the Gaussian
     one); a model needs ``preset``. ``preset.sample_dropout``: dropout on, seeded per
     batch (``torch.manual_seed``). With ``shard_dir`` batch i is kept as
-    ``shard_{i:05d}.npz``, reused on a rerun.
+    ``shard_{i:05d}.npz``, reused on a rerun. ``bf16``: the network under bfloat16
+    autocast (other samples); ``compile``: through ``torch.compile`` (eager, with a
+    warning, if that fails).
     """
     n, seed = _checks.positive_int(n, "n"), _checks.positive_int(seed, "seed", 0)
     model = run_or_model
@@ -196,6 +198,7 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     device = presets.resolve_device(device) if device is not None else (
         params[0].device if params else None)
+    model = _fast.wrap(model, device, bf16, compile)
     if shard_dir is not None:
         remove_stale_temporaries(shard_dir)
     shape, n_max = image_spec(preset.dataset)
@@ -214,14 +217,8 @@ def generate(run_or_model, n, steps=None, method=None, *, preset=None, seed=0,
         size = (min(batch_size, n - begin), *shape)
         if preset.sample_dropout:
             torch.manual_seed(int(seed) + 1_000_003 * i)
-        with sampling.dropout_active(model, preset.sample_dropout):
-            if callable(method):
-                x = method(model, size, steps, n_max, generator=gen, device=device)
-            else:
-                times = schedule.observation_times(steps, preset.t_end)
-                x = sampling.sample(model, size, times, method=method, n_max=n_max,
-                                    generator=gen, device=device, progress=progress,
-                                    rounding=rounding)
+        x = _fast.sample_batch(model, size, steps, method, preset, n_max, gen, device,
+                               progress, rounding)
         chunks.append(x.to(torch.uint8).cpu())
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,9 @@
 # last checkpoint (every 10,000 steps), and sampling skips the finished 500-image
 # shards.
 # Data: CIFAR-10 downloads into $BLACKOUT_DATA_DIR (default ~/.cache/blackout_tutorial);
-# on a machine without network, copy cifar-10-python.tar.gz there first (the error says
-# where).
+# on a machine without network, copy cifar-10-python.tar.gz (or cifar10.npz, or the JPEG
+# pack cifar10_jpeg.npz: not CIFAR-10 pixels) there first (the error says where). For a
+# short offline run with a result bundle, see scripts/gpu_real.sh.
 # FID needs `pip install torch-fidelity` (or clean-fid / pytorch-fid) and downloads the
 # Inception weights and CIFAR-10 reference statistics on first use.
 # Environment: PYTHON, RUNS, STEPS (override 1.3M), N_SAMPLES (50000), SAMPLE_STEPS

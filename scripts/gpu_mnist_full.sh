@@ -10,8 +10,9 @@
 # Rerun the same command after any interruption: training resumes from the last
 # checkpoint (every 10,000 steps) and sampling skips finished shards.
 # Data: MNIST downloads into $BLACKOUT_DATA_DIR (default ~/.cache/blackout_tutorial). On
-# a machine without network, copy the four train-/t10k-*-ubyte.gz files into
-# $BLACKOUT_DATA_DIR/mnist/ first (the error message of the first step says where).
+# a machine without network, put mnist.npz (Keras layout) or the four
+# train-/t10k-*-ubyte.gz files (in mnist/) there first (the first step's error says
+# where). For a short offline run with a result bundle, see scripts/gpu_real.sh.
 # Environment: PYTHON, RUNS (output root), STEPS (override the 200,000 training steps),
 # N_SAMPLES (10000), SAMPLE_STEPS (1000), N_TEST / ELBO_TERMS (held-out images and
 # Monte Carlo terms of the ELBO, 1000 / 100), SCALE (full; `smoke` checks the script in

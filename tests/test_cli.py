@@ -8,11 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from blackout_tutorial import __main__ as cli
-from blackout_tutorial import runs
+from blackout_tutorial import _threads, runs
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def keep_thread_count():
+    """The CLI sets torch's thread count in this process: restore it afterwards."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("argv", [
@@ -190,3 +199,71 @@ def test_info_works_for_every_preset_and_refuses_laptop_for_paper(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--preset", "cifar10-paper", "--out", "x"])
     assert "--scale full" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cores, load, expected", [
+    (2, 1.0, 1), (2, 0.4, 2), (2, 1.6, 1), (2, 7.0, 1), (8, 2.5, 5), (1, 0.0, 1),
+    (4, float("nan"), 4),
+])
+def test_free_cores_subtract_the_rounded_load(cores, load, expected):
+    assert _threads.free_cores(cores, load) == expected
+
+
+def test_thread_choice_respects_the_user_then_counts_free_cores(monkeypatch):
+    current = torch.get_num_threads()
+    assert _threads.choose({"OMP_NUM_THREADS": "3"}, cores=2, load=0.0,
+                           current=current) == (current, "OMP_NUM_THREADS=3")
+    assert _threads.choose({"MKL_NUM_THREADS": "1"}, 2, 0.0, current)[1] == (
+        "MKL_NUM_THREADS=1")
+    other = _threads.TORCH_DEFAULT + 1               # torch.set_num_threads was used
+    assert _threads.choose({}, 2, 0.0, other) == (other, "torch.set_num_threads")
+    assert _threads.choose({}, 2, 1.0, _threads.TORCH_DEFAULT) == (1, "load 1.0")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
+                        raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.4, 0.0, 0.0))
+    assert _threads.available_cores() == 4 and _threads.load_average() == 1.4
+    assert _threads.choose({}, current=_threads.TORCH_DEFAULT) == (3, "load 1.4")
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert _threads.available_cores() == 6
+
+
+def test_apply_sets_the_count_on_cpu_only(monkeypatch):
+    monkeypatch.setattr(_threads, "TORCH_DEFAULT", torch.get_num_threads())
+    line = _threads.apply("cpu", env={}, cores=2, load=1.0)
+    assert line == "cpu threads: 1 of 2 cores (load 1.0)"
+    assert torch.get_num_threads() == 1
+    assert _threads.apply("cuda", env={}, cores=2, load=0.0) is None
+    assert torch.get_num_threads() == 1
+
+
+def test_train_and_sample_print_threads_and_write_throughput(tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = tmp_path / "run"
+    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run),
+              "--steps", "3", "--no-progress", "--bf16-cpu", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "cpu threads: 1 of" in out and "(OMP_NUM_THREADS=1)" in out
+    report = json.loads((run / "throughput.json").read_text())
+    assert report["session_steps"] == 3 and report["bf16_autocast"] is True
+    cli.main(["train", "--preset", "digits", "--scale", "smoke", "--out", str(run),
+              "--steps", "40", "--no-progress", "--max-seconds", "1e-6"])
+    assert "4 steps of 40" in capsys.readouterr().out   # one step more, out of time
+    cli.main(["sample", "--run", str(run), "--n", "6", "--steps", "3", "--bf16",
+              "--out", str(tmp_path / "s.npz"), "--json", str(tmp_path / "t.json"),
+              "--no-progress"])
+    out = capsys.readouterr().out
+    assert "cpu threads:" in out and "images/s" in out
+    speed = json.loads((tmp_path / "t.json").read_text())
+    assert speed["n"] == 6 and speed["steps"] == 3 and speed["bf16"] is True
+    assert speed["sample_images_per_s"] > 0 and speed["compile"] is False
+    cli.main(["export", "--run", str(run), "--out", str(tmp_path / "e" / "x.pt")])
+    assert "MiB" in capsys.readouterr().out
+    model, preset = runs.load_model(tmp_path / "e" / "x.pt")
+    assert preset.train.steps == 40
+    assert next(model.parameters()).dtype == torch.float32   # loaded back as float32
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--preset", "digits", "--out", str(run), "--max-seconds",
+                  "0"])
+    assert exit_info.value.code == 2 and "--max-seconds" in capsys.readouterr().err

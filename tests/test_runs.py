@@ -196,6 +196,65 @@ def test_generate_takes_a_sampler_function(micro_run):
     assert int(x.min()) == 16
 
 
+class _AutocastProbe(torch.nn.Module):
+    """A rate model that records whether CPU bf16 autocast is on and the dtype it
+    returns in; its rates are constant (mean 2 births per pixel and unit time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen = []
+
+    def forward(self, x, t):
+        self.seen.append(torch.is_autocast_enabled("cpu"))
+        y = torch.nn.functional.linear(x.flatten(1), torch.eye(x[0].numel()))
+        return (0 * y + 2 * self.scale).view_as(x)
+
+
+def test_generate_bf16_runs_the_network_under_autocast(micro_run):
+    probe = _AutocastProbe()
+    plain = runs.generate(probe, 4, 3, preset=micro_run.preset, seed=1)
+    assert probe.seen and not any(probe.seen)
+    probe.seen.clear()
+    half = runs.generate(probe, 4, 3, preset=micro_run.preset, seed=1, bf16=True)
+    assert probe.seen and all(probe.seen)
+    assert torch.equal(half, plain)          # 2.0 is exact in bfloat16: same draws
+    x = runs.generate(micro_run.ema, 6, 4, preset=micro_run.preset, bf16=True)
+    assert x.shape == (6, 1, 8, 8) and int(x.max()) <= 16
+    with pytest.raises(ValueError, match="bf16"):
+        runs.generate(probe, 4, 3, preset=micro_run.preset, bf16="yes")
+    with pytest.raises(ValueError, match="compile"):
+        runs.generate(probe, 4, 3, preset=micro_run.preset, compile=1)
+
+
+def test_generate_compile_calls_torch_compile_once_and_falls_back(micro_run,
+                                                                   monkeypatch):
+    """``compile=True`` goes through torch.compile (here a stand-in, as real
+    compilation takes a minute on a CPU; benchmarks/sample_speed.py times the real one);
+    a compilation that fails warns and gives exactly the eager samples."""
+    model, preset = micro_run.ema, micro_run.preset
+    eager = runs.generate(model, 5, 4, preset=preset, seed=3, batch_size=2)
+    compiled = []
+
+    def fake_compile(module, **kwargs):
+        compiled.append(module)
+        return module
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    same = runs.generate(model, 5, 4, preset=preset, seed=3, batch_size=2,
+                         compile=True)
+    assert compiled == [model] and torch.equal(same, eager)
+
+    def broken_compile(module, **kwargs):
+        def fail(*args, **kw):
+            raise RuntimeError("no C compiler found")
+        return fail
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C compiler"):
+        fallback = runs.generate(model, 5, 4, preset=preset, seed=3, batch_size=2,
+                                 compile=True)
+    assert torch.equal(fallback, eager)
+
+
 @pytest.mark.parametrize("n_max", [1, 16, 255])
 def test_npz_round_trip_keeps_n_max_for_every_data_set(tmp_path, n_max):
     gen = torch.Generator().manual_seed(0)
