@@ -362,3 +362,122 @@ def test_review_e_classifier_metrics_check_images_and_threshold(classifier, imag
 def test_review_e_fit_digit_classifier_checks_its_images(images, n_max, match):
     with pytest.raises(ValueError, match=match):
         evaluate.fit_digit_classifier(images, torch.arange(20) % 10, n_max)
+
+
+# --- Equal-N reports: real_report, independent_pixels, digit_report's floor ----------
+class PixelJudge:
+    """A stand-in classifier: features are the pixel values, probabilities a softmax
+    of 3 x (pixel 0, 1 - pixel 0) -- enough to check the bookkeeping exactly."""
+
+    def predict(self, images):
+        f = torch.as_tensor(images).reshape(len(images), -1).double().numpy() / 4
+        logits = 3 * np.stack([f[:, 0], 1 - f[:, 0]], 1)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True), f
+
+
+def correlated_images(n, seed):
+    """Counts 0..4 on 2x2 images whose pixels share a common level (correlated)."""
+    gen = torch.Generator().manual_seed(seed)
+    level = torch.randint(0, 5, (n, 1, 1, 1), generator=gen)
+    flip = torch.randint(0, 2, (n, 1, 2, 2), generator=gen)
+    return (level - flip * (level > 0)).to(torch.uint8)
+
+
+def direct_floor(test, n, draws, seed):
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    blocks = order[:2 * draws * n].reshape(-1, n)
+    judge = PixelJudge()
+    return [evaluate.fid_from_features(judge.predict(test[blocks[2 * i]])[1],
+                                       judge.predict(test[blocks[2 * i + 1]])[1])
+            for i in range(draws)]
+
+
+def test_real_report_floor_is_at_the_samples_n():
+    test, train = correlated_images(4000, 1), correlated_images(3000, 2)
+    for n in (30, 300):
+        batches = [correlated_images(n, 10 + s) for s in range(3)]
+        out = evaluate.real_report(PixelJudge(), batches, test, train, seed=5)
+        floor = direct_floor(test, n, 3, 5)
+        assert out["n"] == n and out["draws"] == 3
+        assert out["frechet_floor"] == pytest.approx(np.mean(floor), rel=1e-9)
+        assert out["frechet_floor_sd"] == pytest.approx(np.std(floor, ddof=1),
+                                                        rel=1e-9)
+    # The floor is biased upwards at small N (about 2 tr(sigma) / N): at N = 30 it is
+    # several times the N = 300 one, so a floor at the wrong N would be caught above.
+    assert np.mean(direct_floor(test, 30, 3, 5)) > 3 * np.mean(
+        direct_floor(test, 300, 3, 5))
+
+
+def test_real_report_error_bars_and_baseline():
+    test, train = correlated_images(4000, 1), correlated_images(3000, 2)
+    batches = [correlated_images(200, 10 + s) for s in range(3)]
+    out = evaluate.real_report(PixelJudge(), batches, test, train, seed=0)
+    for key in ("frechet_proxy", "frechet_floor", "frechet_proxy_baseline",
+                "confident_fraction", "confident_fraction_real"):
+        assert out[f"{key}_sd"] > 0, key
+    # Samples from the real law sit near the floor; independent pixels lose the
+    # correlation, and the Frechet proxy sees it: measured 0.007 vs 0.27.
+    assert out["frechet_proxy"] < 3 * out["frechet_floor"] + 0.01
+    assert out["frechet_proxy_baseline"] > 5 * out["frechet_proxy"]
+    assert sum(out["class_fractions"]) == pytest.approx(1.0)
+    assert out["min_class_fraction"] == pytest.approx(min(out["class_fractions"]))
+    assert out["confident_ratio"] == pytest.approx(
+        out["confident_fraction"] / out["confident_fraction_real"])
+    assert "frechet_proxy_baseline" not in evaluate.real_report(
+        PixelJudge(), batches, test)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sample_batches": []}, "sample_batches"),
+    ({"sample_batches": [torch.zeros(5, 1, 2, 2), torch.zeros(6, 1, 2, 2)]},
+     "sample_batches"),
+    ({"sample_batches": [torch.zeros(500, 1, 2, 2, dtype=torch.uint8)] * 3},
+     "test_images"),
+    ({"threshold": 1.5}, "threshold"),
+    ({"draws": 0}, "draws"),
+    ({"seed": -1}, "seed")])
+def test_real_report_rejects_bad_arguments_by_name(kwargs, match):
+    args = {"sample_batches": [correlated_images(20, 3)] * 2,
+            "test_images": correlated_images(1000, 1), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        evaluate.real_report(PixelJudge(), **args)
+
+
+def test_independent_pixels_keep_marginals_and_drop_correlations():
+    train = correlated_images(20000, 4)
+    fake = evaluate.independent_pixels(train, 20000, seed=3)
+    assert fake.dtype == train.dtype and fake.shape == train.shape
+    flat_t, flat_f = train.reshape(len(train), -1).long(), fake.reshape(
+        len(fake), -1).long()
+    for j in range(4):     # each pixel's histogram: within 0.015 (sd about 0.003)
+        ht = torch.bincount(flat_t[:, j], minlength=5) / len(train)
+        hf = torch.bincount(flat_f[:, j], minlength=5) / len(fake)
+        assert (ht - hf).abs().max() < 0.015
+    corr = np.corrcoef(flat_f.T.double().numpy())
+    assert np.abs(corr[np.triu_indices(4, 1)]).max() < 0.05          # independent
+    assert np.corrcoef(flat_t.T.double().numpy())[0, 1] > 0.5         # the data: not
+    assert torch.equal(fake, evaluate.independent_pixels(train, 20000, seed=3))
+    with pytest.raises(ValueError, match="seed"):
+        evaluate.independent_pixels(train, 5, seed=-2)
+
+
+def test_digit_report_floor_is_at_the_samples_n(digits):
+    noise = evaluate.pixel_marginal_samples(digits.train, 2000,
+                                            torch.Generator().manual_seed(1))
+    clf = evaluate.fit_digit_classifier(digits.train, digits.train_labels,
+                                        digits.n_max)
+    for n in (100, 2000):
+        report = evaluate.digit_report(noise[:n], digits)
+        m = min(n, len(digits.train))        # 2000 > 1437 training digits: N = 1437
+        gen = torch.Generator().manual_seed(0)
+        floor = [evaluate.classifier_metrics(clf, digits.train[torch.randperm(
+            len(digits.train), generator=gen)[:m]], digits.test)["frechet_distance"]
+            for _ in range(3)]
+        assert report["n"] == m
+        assert report["frechet_distance_real"] == pytest.approx(np.mean(floor),
+                                                                rel=1e-6)
+        assert report["frechet_distance_real_sd"] > 0
+        direct = evaluate.classifier_metrics(clf, noise[:m], digits.test)
+        assert report["frechet_distance"] == pytest.approx(
+            direct["frechet_distance"], rel=1e-6)
