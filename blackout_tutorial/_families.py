@@ -86,12 +86,12 @@ def cpu_shipped(name, scale):
     # The shipped checkpoints mnist, binarized-mnist and cifar10 (Chapters 8-9): real
     # data, a 0.28M-parameter U-Net (16 base channels; 2.5x faster per image than 32,
     # benchmarks/sweep_nets.py), importance-sampled times and a cosine learning rate as
-    # Chapter 7's digits, sized to 25-45 minutes on one CPU thread.
+    # Chapter 7's digits, sized to 20-35 minutes on one (shared) CPU thread.
     if scale != "laptop":
         raise ValueError(f"scale must be 'laptop' for {name}, got {scale!r}")
     family, steps = {"mnist-cpu": ("mnist", 5000),
-                     "binarized-mnist-cpu": ("binarized-mnist", 2500),
-                     "cifar10-cpu": ("cifar10", 3000)}[name]
+                     "binarized-mnist-cpu": ("binarized-mnist", 1500),
+                     "cifar10-cpu": ("cifar10", 2000)}[name]
     base = cifar10("full") if family == "cifar10" else mnist(
         "full", binarized=family == "binarized-mnist")
     net = net_config("small", image_channels=base.net.image_channels, channels=16,
