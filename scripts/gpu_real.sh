@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu_real.sh --data-dir DATA --out OUT [--preset mnist] [--scale full]
 #        [--device cuda] [--max-seconds 420] [--steps N] [--n-samples 1000]
-#        [--sample-steps 250] [--sample-batch 500] [--n-test 1000] [--elbo-terms 100]
+#        [--sample-steps 250] [--sample-batch 1000] [--n-test 1000] [--elbo-terms 100]
 #        [--bf16-cpu]
 #
 # Meant to run in about 9 minutes on one H200: up to 7 minutes of training
@@ -37,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 DATA="" OUT="" PRESET=mnist SCALE=full DEVICE=cuda MAXS=420 STEPS="" N=1000 SS=250
-SB=500 NTEST=1000 TERMS=100 EXTRA=()
+SB=1000 NTEST=1000 TERMS=100 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --data-dir) DATA=$2; shift 2 ;;
