@@ -27,6 +27,7 @@ from blackout_tutorial._files import atomic_write
 FORMAT = "blackout-tutorial-classifier-v1"
 CLASSIFIER_DIR = Path(__file__).resolve().parent / "checkpoints"
 CLASSIFIER_SHA256 = {  # float16 weights of scripts/train_classifiers.py
+    "mnist": "b1563857ef8cc9dcd79b99c6bdee884243b0a9285d5a0b653c4a78864659f3ee",
 }
 WIDTHS = (32, 64, 128, 256)
 

@@ -13,7 +13,7 @@ floor at the same N (disjoint test subsets) and the independent-pixel baseline, 
 with its standard deviation over seeds / draws. ``--elbo``: the negative ELBO in
 bits/dim on the whole test set (``losses.elbo_estimate``, with its standard error;
 ``--elbo-terms`` step indices per image, default chosen from the measured sampling cost
-to take about 5 minutes; refused on a lossy JPEG-derived data set). Writes
+to take 5-7 minutes; refused on a lossy JPEG-derived data set). Writes
 ``--out`` (default ``book/results/NAME_metrics.json``), 64 samples per sampler next to
 it (``NAME_samples.npz`` for tau-leaping, ``NAME_samples_bridge.npz``), and prints a
 Markdown table and the generation cost (seconds per 1000 samples).
@@ -52,6 +52,7 @@ def parse(argv):
     p.add_argument("--elbo", action="store_true")
     p.add_argument("--elbo-terms", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="for the diffusion model")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     for key in ("n", "seeds", "steps", "batch_size", "elbo_terms", "threads"):
@@ -132,9 +133,9 @@ def table(report):
 
 def load(args):
     if args.checkpoint:
-        model, preset = runs.load_model(args.checkpoint, device="cpu")
+        model, preset = runs.load_model(args.checkpoint, device=args.device)
     else:
-        model, preset, _ = runs.load_pretrained(args.name, device="cpu")
+        model, preset, _ = runs.load_pretrained(args.name, device=args.device)
     judge = JUDGE.get(preset.dataset)
     if judge is None:
         raise ValueError(f"no classifier judges data set {preset.dataset!r}")
@@ -161,6 +162,7 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for method in args.method:
         batches, cost[method] = generate(model, preset, args, method)
+        batches = [b.cpu() for b in batches]
         short = "" if method == "tau_leaping" else "_bridge"
         runs.save_samples_npz(batches[0][:64], args.out.parent /
                               f"{args.name}_samples{short}.npz", dataset.n_max)
@@ -175,9 +177,11 @@ def main(argv=None):
     if args.elbo:
         forward = cost[args.method[0]]["seconds"] / (args.seeds * args.n * args.steps)
         result["elbo"] = elbo(model, preset, dataset, args, forward)
-    result.update(command="python scripts/real_metrics.py " + " ".join(
-        sys.argv[1:] if argv is None else argv), torch=torch.__version__,
-        threads=torch.get_num_threads(), wall_seconds=time.perf_counter() - wall)
+    words = sys.argv[1:] if argv is None else argv
+    result.update(command="python scripts/real_metrics.py " + " ".join(words),
+                  device=str(next(model.parameters()).device), torch=torch.__version__,
+                  threads=torch.get_num_threads(),
+                  wall_seconds=time.perf_counter() - wall)
     args.out.write_text(json.dumps(sig(result), indent=1) + "\n")
     print(table(report))
     print(f"wrote {args.out}")
