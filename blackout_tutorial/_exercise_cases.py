@@ -8,7 +8,7 @@ import math
 
 import torch
 
-# Seeded statistical checks reject at |z| > Z_LIMIT (two-sided false alarm 5.7e-7 per
+# Seeded statistical checks reject at abs(z) > Z_LIMIT (two-sided false alarm 5.7e-7 per
 # check) or at a chi-square p-value below P_LIMIT (1e-6 per check).
 Z_LIMIT = 5.0
 P_LIMIT = 1e-6

@@ -8,7 +8,7 @@ raises ``NotImplementedError`` passes it through unchanged.
 
 Deterministic functions are compared with stated tolerances. Random ones (samplers) are
 run with a seeded generator, passed as ``generator=`` and also used to seed torch's
-global RNG, and judged by z-tests of the mean (reject at |z| > 5, false alarm 5.7e-7
+global RNG, and judged by z-tests of the mean (reject at abs(z) > 5, false alarm 5.7e-7
 per check) and chi-square tests of the histogram (reject at p < 1e-6): a correct
 sampler fails with probability below 1e-5 over a whole checker, and being seeded, a
 given function always gets the same verdict.
