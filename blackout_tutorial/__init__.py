@@ -9,7 +9,9 @@ official code's network), ``data`` (the dataset registry), ``presets`` (run sett
 profiles), ``train`` (the training loop), ``runs`` (run folders, checkpoints,
 generation), ``evaluate`` (metrics), ``baselines`` (Gaussian diffusion), ``limits``
 (large-count limit), ``inpainting`` (conditional generation), ``immigration`` (birth-
-death with immigration), ``plotting`` (figures and widgets). Private: ``_checks``
+death with immigration), ``plotting`` (figures and widgets), ``classifiers`` (the small
+CNN judges of Chapters 8-9), ``exercises`` (checkers for the build-it-yourself
+exercises). Private: ``_checks``
 (argument rules), ``_files`` (file formats and downloads).
 
 Submodules are imported on first use, so ``import blackout_tutorial`` stays fast and
@@ -21,7 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "process", "schedule", "bridge", "losses", "sampling",
            "oracle", "nets", "ncsnpp", "data", "presets", "train", "runs", "evaluate",
-           "baselines", "limits", "inpainting", "immigration", "plotting"]
+           "baselines", "limits", "inpainting", "immigration", "plotting",
+           "classifiers", "exercises"]
 _SUBMODULES = frozenset(__all__[1:])
 
 
