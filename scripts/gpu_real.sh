@@ -21,6 +21,12 @@
 # Code + data stay under 64 MiB. Nothing is downloaded: a missing file is a one-line
 # error naming the data folder.
 #
+# On the project's device tool (files come back from $OUT: at most 8, 16 MB each):
+#   mkdir -p gpu_data && cp ../shared/data/mnist.npz gpu_data/  # and ignore gpu_data/
+#   run(carry=["gpu_data"], timeout_s=600, command="PYTHON=python3 bash
+#       scripts/gpu_real.sh --data-dir gpu_data --out /tmp/g --max-seconds 360 &&
+#       cp /tmp/g/bundle.tar.gz $OUT/")
+#
 # Resumable: rerunning the same command continues training from OUT/run/checkpoint.pt
 # for another --max-seconds (up to the preset's steps, or --steps), then re-samples.
 #
@@ -32,7 +38,8 @@
 #   peak GPU memory of sampling), scores.json (ELBO bits/dim +- stderr; digit metrics
 #   for MNIST), metrics.json (+ its sample files; scripts/real_metrics.py, when that
 #   script exists),
-#   model.pt (float16 EMA export, only if under 16 MB), summary.txt (all printed lines).
+#   model.pt (float16 EMA export, only if under 16 MB), summary.txt (all printed lines);
+#   all of it packed as OUT/bundle.tar.gz (one file to copy back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -97,4 +104,6 @@ else
   echo "model.pt is over 16 MB: left in $OUT, not in the bundle" | tee -a "$LOG"
 fi
 ls -l "$BUNDLE" | tee -a "$LOG"
-echo "Done. The bundle is $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1))." | tee -a "$LOG"
+echo "Done. The bundle is $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1)), also packed as" \
+  "$OUT/bundle.tar.gz." | tee -a "$LOG"
+tar -czf "$OUT/bundle.tar.gz" -C "$OUT" bundle
