@@ -86,6 +86,9 @@ def _cmd_train(args):
 
 def _load(args):
     from blackout_tutorial import runs
+    if args.pretrained:       # verified against its recorded SHA-256
+        model, preset, _ = runs.load_pretrained(args.pretrained, device=args.device)
+        return model, preset
     return runs.load_model(args.run, device=args.device)
 
 
@@ -163,7 +166,8 @@ def _cmd_evaluate(args):
     model, preset = _load(args)
     dataset = _dataset(args, preset)
     samples = runs.load_samples_npz(args.samples)[0] if args.samples else None
-    results = {"run": str(args.run), "preset": preset.name, "scale": preset.scale,
+    results = {"run": str(args.run or args.pretrained), "preset": preset.name,
+               "scale": preset.scale,
                **_elbo(args, model, preset, dataset)}
     if dataset.name in DIGIT_DATASETS:
         if samples is None:

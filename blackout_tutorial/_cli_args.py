@@ -139,12 +139,21 @@ def train_parser(sub):
     _common(t)
 
 
+
+def _model_source(parser):
+    """--run PATH or --pretrained NAME (a checkpoint shipped with the package)."""
+    from blackout_tutorial.runs import PRETRAINED_SHA256
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=existing("path"),
+                        help="run folder or checkpoint file")
+    source.add_argument("--pretrained", choices=sorted(PRETRAINED_SHA256),
+                        help="a checkpoint shipped with the package, by name")
+
 def sample_parser(sub):
     from blackout_tutorial.sampling import METHODS, ROUNDINGS
     s = sub.add_parser("sample", help="generate images with a trained run",
                        description="Generate images from the EMA weights of a run.")
-    s.add_argument("--run", required=True, type=existing("path"),
-                   help="run folder or checkpoint file")
+    _model_source(s)
     s.add_argument("--n", type=integer(1), default=64,
                    help="number of images (default 64)")
     s.add_argument("--steps", type=integer(1),
@@ -187,8 +196,7 @@ def evaluate_parser(sub):
         "evaluate", help="ELBO bits/dim on held-out data (+ sample metrics)",
         description="Negative ELBO in bits/dim on held-out images; digit classifier "
                     "metrics (digits, MNIST); Inception FID.")
-    e.add_argument("--run", required=True, type=existing("path"),
-                   help="run folder or checkpoint file")
+    _model_source(e)
     e.add_argument("--n-test", type=integer(1), default=256,
                    help="held-out images for the ELBO (default 256)")
     e.add_argument("--elbo-terms", type=integer(1),

@@ -128,6 +128,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "checkpoints"
 PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
     "digits_laptop": "06899457f07bf1a65b01aa7b990dbe75a7b1ddea3d353a17e133bc940e1415bd",
+    # Real data, Chapters 8-9: python scripts/train_shipped.py NAME --data-dir DIR
+    "mnist": "ff4c232021da532a21a0d8200d93533fa82dc41c0c37b7f637a14f1d5ea2ff68",
 }
 
 
