@@ -21,8 +21,8 @@ import numpy as np
 from blackout_tutorial._files import atomic_write, file_digest
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-JPEG_KEYS = ("train_jpeg", "train_offsets", "train_labels",
-             "test_jpeg", "test_offsets", "test_labels")
+# The test arrays may be left out (a GPU run that carries the training JPEGs only).
+JPEG_KEYS = ("train_jpeg", "train_offsets", "train_labels")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,10 @@ def read_jpeg_pack(path, shape, cache=None):
     else:
         with _open_npz(path, JPEG_KEYS) as z:
             split = {s: (_decode(z[f"{s}_jpeg"], z[f"{s}_offsets"], path, shape),
-                         z[f"{s}_labels"]) for s in ("train", "test")}
+                         z[f"{s}_labels"]) for s in ("train", "test")
+                     if f"{s}_jpeg" in z.files}
+        split.setdefault("test", (np.zeros((0, *shape), np.uint8),
+                                  np.zeros(0, np.int64)))
         for s, (x, y) in split.items():
             _labels(y, len(x), path, f"{s}_labels")
         def write(tmp):  # a file object: np.savez would append ".npz" to a name

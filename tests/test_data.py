@@ -552,3 +552,13 @@ def test_a_corrupt_jpeg_pack_raises(no_data_env, tmp_path):
 def test_every_loaded_dataset_says_where_it_came_from(no_data_env):
     assert "load_digits" in data.load_dataset("digits").source
     assert "1797 images" in data.load_dataset("digits").source
+
+
+def test_a_jpeg_pack_without_test_arrays_loads_with_an_empty_test_split(no_data_env,
+                                                                       tmp_path):
+    arrays, _ = write_jpeg_pack(tmp_path / "x.npz", np.random.default_rng(6))
+    train_only = {k: v for k, v in arrays.items() if k.startswith("train")}
+    np.savez(tmp_path / "cifar10_jpeg.npz", **train_only)
+    d = data.load_dataset("cifar10", tmp_path, download=False)
+    assert d.train.shape == (10, 3, 32, 32) and d.test.shape == (0, 3, 32, 32)
+    assert "10 images" in d.source
