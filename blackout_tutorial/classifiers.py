@@ -28,6 +28,8 @@ FORMAT = "blackout-tutorial-classifier-v1"
 CLASSIFIER_DIR = Path(__file__).resolve().parent / "checkpoints"
 CLASSIFIER_SHA256 = {  # float16 weights of scripts/train_classifiers.py
     "mnist": "3ff1c8f6310c4bc03de1866394872716050e4fb150cc0b329db4cbe73c38d236",
+    "binarized_mnist":
+        "ddd60ef0e9b74e2196faf459e79cd5d24071e19611d8bb0546e3abc58e580acb",
 }
 WIDTHS = (32, 64, 128, 256)
 
