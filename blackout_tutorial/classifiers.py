@@ -30,6 +30,7 @@ CLASSIFIER_SHA256 = {  # float16 weights of scripts/train_classifiers.py
     "mnist": "3ff1c8f6310c4bc03de1866394872716050e4fb150cc0b329db4cbe73c38d236",
     "binarized_mnist":
         "ddd60ef0e9b74e2196faf459e79cd5d24071e19611d8bb0546e3abc58e580acb",
+    "cifar10": "8a76d2e7a8b07e8925d04102cde9ac9dec067a0b76da9718fb7e781d362acb5e",
 }
 WIDTHS = (32, 64, 128, 256)
 
