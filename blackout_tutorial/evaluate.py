@@ -274,7 +274,8 @@ def real_report(classifier, sample_batches, test_images, train_images=None,
            "floor": "two disjoint random subsets of N test images per draw"}
     out.update(_summary("", model), **_summary("_real", real))
     hist = np.mean([m[1] for m in model], axis=0)
-    ratio = out["confident_fraction"] / out["confident_fraction_real"]
+    real_rate = out["confident_fraction_real"]
+    ratio = out["confident_fraction"] / real_rate if real_rate > 0 else float("nan")
     out.update(class_fractions=hist.tolist(), min_class_fraction=float(hist.min()),
                confident_ratio=ratio)
     out["frechet_floor"], out["frechet_floor_sd"] = (
