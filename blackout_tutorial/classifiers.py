@@ -130,6 +130,15 @@ def _outliers(flat, k, n_max, shape, generator):
     return torch.cat([marginal.long(), uniform]).float().reshape(k, *shape) / n_max
 
 
+def _loss(logits, labels, weight):
+    """Cross-entropy of the first ``len(labels)`` rows, plus ``weight`` times the
+    cross-entropy to the uniform law of the rest (the outliers)."""
+    loss = nn.functional.cross_entropy(logits[:len(labels)], labels)
+    if len(logits) > len(labels):
+        loss = loss - weight * torch.log_softmax(logits[len(labels):], 1).mean()
+    return loss
+
+
 def train_classifier(dataset, epochs=3, seed=0, batch_size=128, lr=2e-3,
                      widths=None, max_train=None, outlier_weight=0.5, progress=False):
     """Train a :class:`Classifier` on ``dataset.train`` (a ``data.CountDataset``),
@@ -171,11 +180,7 @@ def train_classifier(dataset, epochs=3, seed=0, batch_size=128, lr=2e-3,
             if weight > 0 and k > 0:
                 xb = torch.cat([xb, _outliers(flat, k, dataset.n_max, x.shape[1:],
                                               gen)])
-            logits = net(xb)
-            loss = nn.functional.cross_entropy(logits[:len(pick)], y[pick])
-            if weight > 0 and k > 0:
-                loss = loss - weight * torch.log_softmax(
-                    logits[len(pick):], 1).mean()
+            loss = _loss(net(xb), y[pick], weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
