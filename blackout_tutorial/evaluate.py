@@ -36,11 +36,15 @@ from blackout_tutorial._inception import (  # noqa: F401  (re-exported)
     fid_from_features,
     inception_fid,
 )
+from blackout_tutorial._report_table import (  # noqa: F401  (re-exported)
+    real_report_markdown,
+)
 
 __all__ = ["feature_statistics", "frechet_distance", "DigitClassifier",
            "fit_digit_classifier", "classifier_metrics", "pixel_marginal_samples",
            "independent_pixels", "pixel_marginal_bits_per_dim", "digit_report",
-           "real_report", "fid_from_features", "available_fid_backend",
+           "real_report", "real_report_markdown", "fid_from_features",
+           "available_fid_backend",
            "inception_fid", "chi_square_test", "FID_BACKENDS", "FID_INSTALL_HINT",
            "PAPER_CIFAR10_FID"]
 

@@ -130,7 +130,8 @@ PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "digits_laptop": "06899457f07bf1a65b01aa7b990dbe75a7b1ddea3d353a17e133bc940e1415bd",
     # Real data, Chapters 8-9: python scripts/train_shipped.py NAME --data-dir DIR
     "mnist": "ff4c232021da532a21a0d8200d93533fa82dc41c0c37b7f637a14f1d5ea2ff68",
-    "binarized-mnist": "5c730bf5c7020d476405f208385c16be4ae763971dca2ccaef7580b2c505ff79",
+    "binarized-mnist":
+        "5c730bf5c7020d476405f208385c16be4ae763971dca2ccaef7580b2c505ff79",
 }
 
 

@@ -15,10 +15,13 @@ bits/dim on the whole test set (``losses.elbo_estimate``, with its standard erro
 ``--elbo-terms`` step indices per image, default chosen from the measured sampling cost
 to take 5-7 minutes; refused on a lossy JPEG-derived data set). Writes
 ``--out`` (default ``book/results/NAME_metrics.json``), 64 samples per sampler next to
-it (``NAME_samples.npz`` for tau-leaping, ``NAME_samples_bridge.npz``), and prints a
-Markdown table and the generation cost (seconds per 1000 samples).
+it (``NAME_samples.npz`` for tau-leaping, ``NAME_samples_bridge.npz``), the ELBO in
+``NAME_elbo.json``, and prints a Markdown table and the generation cost (seconds per
+1000 samples). Every sample batch is kept in ``--cache`` (default ``runs/
+metrics_samples``): judging again, e.g. after retraining a classifier, reuses them.
 """
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -36,6 +39,7 @@ JUDGE = {"mnist5k": "mnist", "binarized_mnist5k": "binarized_mnist",
 METHODS = {"tau_leaping": "tau_leaping", "bridge": "binomial_bridge",
            "binomial_bridge": "binomial_bridge"}
 ELBO_SECONDS = 300.0   # target of the automatic --elbo-terms
+ELBO_FORWARD_SECONDS = 5e-3  # per image and step, when every batch came from --cache
 
 
 def parse(argv):
@@ -54,6 +58,8 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="for the diffusion model")
     p.add_argument("--out", default=None)
+    p.add_argument("--cache", default=str(ROOT / "runs" / "metrics_samples"),
+                   help="folder that keeps the sample batches (default runs/...)")
     args = p.parse_args(argv)
     for key in ("n", "seeds", "steps", "batch_size", "elbo_terms", "threads"):
         value = getattr(args, key)
@@ -80,10 +86,21 @@ def sig(x, digits=4):
 
 
 def generate(model, preset, args, method):
+    # Each batch is kept in --cache (keyed by the weights, sampler, seed, N and steps),
+    # so judging again (e.g. with a retrained classifier) does not sample again.
     start, batches = time.perf_counter(), []
+    key = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes()
+                                  for p in model.parameters())).hexdigest()[:12]
     for seed in range(args.seeds):
+        path = Path(args.cache) / f"{args.name}_{key}_{method}_s{seed}_n{args.n}_" \
+                                  f"k{args.steps}.npz"
+        if path.is_file():
+            batches.append(runs.load_samples_npz(path)[0])
+            continue
         batches.append(runs.generate(model, args.n, args.steps, method, preset=preset,
                                      seed=seed, batch_size=args.batch_size))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.save_samples_npz(batches[-1], path, model.n_max)
     seconds = time.perf_counter() - start
     per_1000 = seconds / (args.seeds * args.n) * 1000
     print(f"{method}: {args.seeds} x {args.n} samples, {args.steps} steps in "
@@ -107,28 +124,6 @@ def elbo(model, preset, dataset, args, forward_seconds):
           f"(standard error), {seconds:.0f} s", flush=True)
     return {"bits_per_dim": est.mean, "stderr": est.stderr, "n_terms": terms,
             "n_images": len(dataset.test), "T": preset.T, "seconds": seconds}
-
-
-def table(report):
-    def pm(r, key):
-        sd = r.get(f"{key}_sd")
-        return f"{r[key]:.3g}" + ("" if sd is None or not math.isfinite(sd)
-                                  else f" ± {sd:.2g}")
-    first = next(iter(report.values()))
-    rows = ["| images | confident (>= 0.9) | vs real | min class | Fréchet proxy |",
-            "|---|---|---|---|---|",
-            f"| real test (N = {first['n']}, floor) | "
-            f"{pm(first, 'confident_fraction_real')} | 1 | | "
-            f"{pm(first, 'frechet_floor')} |"]
-    for method, r in report.items():
-        rows.append(f"| Blackout, {method.replace('_', ' ')} | "
-                    f"{pm(r, 'confident_fraction')} | {r['confident_ratio']:.3g} | "
-                    f"{r['min_class_fraction']:.3g} | {pm(r, 'frechet_proxy')} |")
-    ratio = first["confident_fraction_baseline"] / max(
-        first["confident_fraction_real"], 1e-12)
-    rows.append(f"| independent pixels | {pm(first, 'confident_fraction_baseline')} | "
-                f"{ratio:.3g} | | {pm(first, 'frechet_proxy_baseline')} |")
-    return "\n".join(rows)
 
 
 def load(args):
@@ -174,16 +169,21 @@ def main(argv=None):
               "n": args.n, "seeds": list(range(args.seeds)), "steps": args.steps,
               "metric": "Frechet proxy in classifier features (not FID)",
               "classifier": clf.info, "samplers": report, "generation": cost}
-    if args.elbo:
-        forward = cost[args.method[0]]["seconds"] / (args.seeds * args.n * args.steps)
-        result["elbo"] = elbo(model, preset, dataset, args, forward)
     words = sys.argv[1:] if argv is None else argv
-    result.update(command="python scripts/real_metrics.py " + " ".join(words),
+    recipe = dict(command="python scripts/real_metrics.py " + " ".join(words),
                   device=str(next(model.parameters()).device), torch=torch.__version__,
-                  threads=torch.get_num_threads(),
-                  wall_seconds=time.perf_counter() - wall)
+                  threads=torch.get_num_threads())
+    if args.elbo:   # its own file: judging again does not recompute it
+        forward = ELBO_FORWARD_SECONDS if not cost[args.method[0]]["seconds"] else \
+            cost[args.method[0]]["seconds"] / (args.seeds * args.n * args.steps)
+        bound = {"name": args.name, "dataset": dataset.source,
+                 "elbo": elbo(model, preset, dataset, args, forward), **recipe}
+        path = args.out.with_name(f"{args.name}_elbo.json")
+        path.write_text(json.dumps(sig(bound), indent=1) + "\n")
+        print(f"wrote {path}")
+    result.update(recipe, wall_seconds=time.perf_counter() - wall)
     args.out.write_text(json.dumps(sig(result), indent=1) + "\n")
-    print(table(report))
+    print(evaluate.real_report_markdown(report))
     print(f"wrote {args.out}")
     return 0
 

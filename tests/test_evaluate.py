@@ -481,3 +481,19 @@ def test_digit_report_floor_is_at_the_samples_n(digits):
         direct = evaluate.classifier_metrics(clf, noise[:m], digits.test)
         assert report["frechet_distance"] == pytest.approx(
             direct["frechet_distance"], rel=1e-6)
+
+
+def test_real_report_markdown_lists_floor_samplers_and_baseline():
+    r = {"n": 50, "confident_fraction_real": 0.98, "confident_fraction_real_sd": 0.01,
+         "frechet_floor": 1.5, "frechet_floor_sd": 0.2, "confident_fraction": 0.4,
+         "confident_fraction_sd": 0.02, "confident_ratio": 0.408,
+         "min_class_fraction": 0.04, "frechet_proxy": 25.0, "frechet_proxy_sd": None,
+         "confident_fraction_baseline": 0.0, "confident_fraction_baseline_sd": 0.0,
+         "frechet_proxy_baseline": 240.0, "frechet_proxy_baseline_sd": 1.0}
+    table = evaluate.real_report_markdown({"tau_leaping": r})
+    lines = table.splitlines()
+    assert len(lines) == 5 and "N = 50, floor" in lines[2] and "1.5 ± 0.2" in lines[2]
+    assert "| Blackout, tau leaping | 0.4 ± 0.02 | 0.408 | 0.04 | 25 |" == lines[3]
+    assert lines[4].startswith("| independent pixels | 0 ± 0 | 0 |")
+    with pytest.raises(KeyError):
+        evaluate.real_report_markdown({"x": {k: v for k, v in r.items() if k != "n"}})
