@@ -132,6 +132,7 @@ PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "mnist": "ff4c232021da532a21a0d8200d93533fa82dc41c0c37b7f637a14f1d5ea2ff68",
     "binarized-mnist":
         "5c730bf5c7020d476405f208385c16be4ae763971dca2ccaef7580b2c505ff79",
+    "cifar10": "a3cb72573fec94aee2eac18453cb402e5c8ff885e8ee64f21705ee60e7619fd6",
 }
 
 
