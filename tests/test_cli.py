@@ -144,6 +144,10 @@ ERROR_CLASSES = {  # REVIEW E, CLI crashes: argv (run in `folder`) -> what is na
     "json below a file": (["evaluate", "--run", "run", "--json", "afile/r.json"],
                           "--json"),
     "unreadable samples": (["evaluate", "--run", "run", "--samples", "afile"], "afile"),
+    "unknown pretrained": (["sample", "--pretrained", "nope", "--out", "s.png"],
+                           "--pretrained"),
+    "run and pretrained": (["sample", "--pretrained", "mnist", "--run", "run",
+                            "--out", "s.png"], "--run"),
 }
 
 
@@ -267,3 +271,10 @@ def test_train_and_sample_print_threads_and_write_throughput(tmp_path, capsys,
         cli.main(["train", "--preset", "digits", "--out", str(run), "--max-seconds",
                   "0"])
     assert exit_info.value.code == 2 and "--max-seconds" in capsys.readouterr().err
+
+
+def test_sample_a_shipped_checkpoint_by_name(tmp_path):
+    cli.main(["sample", "--pretrained", "binarized-mnist", "--n", "3", "--steps", "2",
+              "--out", str(tmp_path / "s.npz"), "--no-progress"])
+    samples, n_max = runs.load_samples_npz(tmp_path / "s.npz")
+    assert samples.shape == (3, 1, 32, 32) and n_max == 1
