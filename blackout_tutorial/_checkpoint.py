@@ -99,3 +99,19 @@ def read_checkpoint(path, map_location="cpu"):
                               f"{spec.name!r} ({list(spec.shape)}, n_max {spec.n_max})")
     state.setdefault("builder", DEFAULT_BUILDER)
     return state
+
+
+def shipped_file(folder, name, registry, suffix, what, check=True):
+    """``folder / (name + suffix)`` of a file shipped with the package, verified against
+    its recorded SHA-256 in ``registry``; ``CheckpointError`` on an unknown name, a
+    missing or a changed file (shipped checkpoints and classifiers, Chapters 7-9)."""
+    if not isinstance(name, str) or name not in registry:
+        raise CheckpointError(f"name must be one of {sorted(registry)}, got {name!r}")
+    path = Path(folder) / f"{name}{suffix}"
+    if not path.is_file():
+        raise CheckpointError(f"the shipped {what} {path} is missing; reinstall")
+    actual = data.file_digest(path, "sha256") if check else registry[name]
+    if actual != registry[name]:
+        raise CheckpointError(f"{path} has sha256 {actual}, not the recorded one: "
+                              f"corrupt or replaced; git checkout -- {path.name}")
+    return path

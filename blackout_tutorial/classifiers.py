@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from blackout_tutorial import _checks, data
+from blackout_tutorial import _checkpoint, _checks, data
 from blackout_tutorial._checkpoint import CheckpointError
 from blackout_tutorial._files import atomic_write
 
@@ -235,17 +235,8 @@ def read_classifier(path):
 def classifier_path(name, check=True):
     """Path of a shipped classifier ``<name>_classifier.pt`` verified against its
     SHA-256; ``CheckpointError`` on an unknown name, a missing or a changed file."""
-    if not isinstance(name, str) or name not in CLASSIFIER_SHA256:
-        raise CheckpointError(f"name must be one of {sorted(CLASSIFIER_SHA256)}, got "
-                              f"{name!r}")
-    path = CLASSIFIER_DIR / f"{name}_classifier.pt"
-    if not path.is_file():
-        raise CheckpointError(f"the shipped classifier {path} is missing; reinstall")
-    actual = data.file_digest(path, "sha256") if check else CLASSIFIER_SHA256[name]
-    if actual != CLASSIFIER_SHA256[name]:
-        raise CheckpointError(f"{path} has sha256 {actual}, not the recorded one: "
-                              f"corrupt or replaced; git checkout -- {path.name}")
-    return path
+    return _checkpoint.shipped_file(CLASSIFIER_DIR, name, CLASSIFIER_SHA256,
+                                    "_classifier.pt", "classifier", check)
 
 
 def load_classifier(name):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blackout_tutorial import _checks, _fast, data, presets
+from blackout_tutorial import _checkpoint, _checks, _fast, data, presets
 from blackout_tutorial._checkpoint import (  # noqa: F401  (re-exported)
     CHECKPOINT,
     FORMAT,
@@ -139,16 +139,8 @@ PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
 def pretrained_path(name="mnist5k_small", check=True):
     """Path of a checkpoint shipped with the package, verified against its SHA-256;
     ``CheckpointError`` on an unknown name, a missing or a changed file (Chapter 8)."""
-    if not isinstance(name, str) or name not in PRETRAINED_SHA256:
-        raise CheckpointError(f"name must be one of {sorted(PRETRAINED_SHA256)}")
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise CheckpointError(f"the shipped checkpoint {path} is missing; reinstall")
-    actual = data.file_digest(path, "sha256") if check else PRETRAINED_SHA256[name]
-    if actual != PRETRAINED_SHA256[name]:
-        raise CheckpointError(f"{path} has sha256 {actual}, not the recorded one: "
-                              f"corrupt or replaced; git checkout -- {path.name}")
-    return path
+    return _checkpoint.shipped_file(PRETRAINED_DIR, name, PRETRAINED_SHA256, ".pt",
+                                    "checkpoint", check)
 
 
 def load_pretrained(name="mnist5k_small", device=None):
