@@ -144,7 +144,7 @@ def train_classifier(dataset, epochs=3, seed=0, batch_size=128, lr=2e-3,
     """Train a :class:`Classifier` on ``dataset.train`` (a ``data.CountDataset``),
     seeded: deterministic on one machine. AdamW, one-cycle learning rate, random
     shifts (and flips where ``dataset.flip``). Outlier exposure: each batch also holds
-    ``batch_size // 8`` images without shapes (:func:`_outliers`) whose cross-entropy
+    ``batch_size // 8`` images without shapes (``_outliers``) whose cross-entropy
     to the uniform distribution, times ``outlier_weight``, joins the loss -- without
     it a CNN labels pixel noise as a digit with probability ~1, and the confident
     fraction would judge nothing. ``max_train``: train on a seeded random subset of

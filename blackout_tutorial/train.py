@@ -112,7 +112,7 @@ def blackout_objective(preset, device):
 def train(preset, out_dir, *, loss=None, build_model=None, dataset=None,
           device=None, progress=None, stop_at=None, data_dir=None, bf16_cpu=False,
           max_seconds=None):
-    """Train (or resume) ``preset`` in ``out_dir``; returns a :class:`TrainResult`.
+    """Train (or resume) ``preset`` in ``out_dir``; returns a ``TrainResult``.
 
     ``loss(model, x0, generator=)`` -> scalar (default :func:`blackout_objective`,
     the weighted Poisson loss, Eq. ch7-loss, Chapter 7); ``build_model(preset,
