@@ -87,21 +87,26 @@ def sig(x, digits=4):
 
 def generate(model, preset, args, method):
     # Each batch is kept in --cache (keyed by the weights, sampler, seed, N and steps),
-    # so judging again (e.g. with a retrained classifier) does not sample again.
-    start, batches = time.perf_counter(), []
+    # with the seconds it took beside it, so judging again (e.g. with a retrained
+    # classifier) neither samples again nor reports the cache's speed as the sampler's.
+    batches, seconds = [], 0.0
     key = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes()
                                   for p in model.parameters())).hexdigest()[:12]
     for seed in range(args.seeds):
         path = Path(args.cache) / f"{args.name}_{key}_{method}_s{seed}_n{args.n}_" \
                                   f"k{args.steps}.npz"
-        if path.is_file():
+        cost = path.with_suffix(".seconds")
+        if path.is_file() and cost.is_file():
             batches.append(runs.load_samples_npz(path)[0])
+            seconds += float(cost.read_text())
             continue
+        start = time.perf_counter()
         batches.append(runs.generate(model, args.n, args.steps, method, preset=preset,
                                      seed=seed, batch_size=args.batch_size))
+        seconds += time.perf_counter() - start
         path.parent.mkdir(parents=True, exist_ok=True)
         runs.save_samples_npz(batches[-1], path, model.n_max)
-    seconds = time.perf_counter() - start
+        cost.write_text(f"{time.perf_counter() - start:.2f}\n")
     per_1000 = seconds / (args.seeds * args.n) * 1000
     print(f"{method}: {args.seeds} x {args.n} samples, {args.steps} steps in "
           f"{seconds:.1f} s = {per_1000:.1f} s per 1000 samples "
