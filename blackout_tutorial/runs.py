@@ -164,7 +164,8 @@ def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides
     preset = presets.with_overrides(preset, steps=info["step"] + int(extra_steps),
                                     **train_overrides)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.train.lr)
+    from blackout_tutorial.train import make_optimizer  # train imports runs
+    optimizer = make_optimizer(model, preset.train.lr, "cpu")
     save_checkpoint(Path(out_dir) / CHECKPOINT, preset, info["step"], model, model,
                     optimizer, info["history"], info["seconds"])
     return preset
