@@ -92,7 +92,7 @@ def _real_part(root, sigma1, sigma2):
     if imag > 1e-3:
         raise ValueError(f"the square root of sigma1 sigma2 has imaginary parts of "
                          f"relative size {imag:.2g}: sigma1 and sigma2 must be "
-                         f"covariance matrices")
+                         f"covariance matrices of more samples than features")
     if imag > 1e-6:
         warnings.warn(f"frechet_distance: dropped imaginary parts of relative size "
                       f"{imag:.2g} from the matrix square root", RuntimeWarning, 3)
