@@ -129,9 +129,9 @@ PRETRAINED_SHA256 = {  # float16 EMA exports: Chapter 8's and Chapter 7's models
     "mnist5k_small": "562f2f9a75b25ab9aa1af4d3abe04cffe65c05071dbcc4b4cdcf41a7bdf11cbf",
     "digits_laptop": "06899457f07bf1a65b01aa7b990dbe75a7b1ddea3d353a17e133bc940e1415bd",
     # Real data, Chapters 8-9: python scripts/train_shipped.py NAME --data-dir DIR
-    "mnist": "ff4c232021da532a21a0d8200d93533fa82dc41c0c37b7f637a14f1d5ea2ff68",
+    "mnist": "207cbd44aecfbad296a2dfbe625e2ab81da9d401e0f47e33c6171b08a43bfe3c",
     "binarized-mnist":
-        "5c730bf5c7020d476405f208385c16be4ae763971dca2ccaef7580b2c505ff79",
+        "8704359480433ecc92a3dc7ac1c44eae3dfbac8e674a1444153997b68627ab23",
     "cifar10": "a3cb72573fec94aee2eac18453cb402e5c8ff885e8ee64f21705ee60e7619fd6",
 }
 
