@@ -8,6 +8,7 @@
 #   bash scripts/gpu_cifar10_full.sh  # everything, into runs/
 #   STEPS=200000 N_SAMPLES=10000 bash scripts/gpu_cifar10_full.sh  # shorter, cheaper
 #   NPROC=8 bash scripts/gpu_cifar10_full.sh  # torchrun on 8 GPUs
+#   (only the training uses the NPROC GPUs; sampling and FID then run on one GPU)
 #
 # Resumable: rerun the same command after any interruption. Training continues from the
 # last checkpoint (every 10,000 steps), and sampling skips the finished 500-image
