@@ -146,8 +146,10 @@ def pretrained_path(name="mnist5k_small", check=True):
 def load_pretrained(name="mnist5k_small", device=None):
     """``(model, preset, info)``: a shipped, checksum-verified rate model (EMA), its
     preset, and ``info`` with the training ``step``, ``seconds`` and loss ``history``
-    (``[steps, 3]``: loss, lr, gradient norm), Chapter 8."""
-    model, preset = load_model(path := pretrained_path(name), device=device)
+    (``[steps, 3]``: loss, lr, gradient norm), Chapter 8. ``name`` may also be the
+    ``Path`` of an export (``runs.export``; not checksum-verified)."""
+    path = Path(name) if isinstance(name, os.PathLike) else pretrained_path(name)
+    model, preset = load_model(path, device=device)
     state = read_checkpoint(path)
     info = {"step": int(state["step"]), "seconds": float(state["seconds"]),
             "history": state["history"].double().numpy()}
@@ -155,7 +157,8 @@ def load_pretrained(name="mnist5k_small", device=None):
 
 
 def start_finetune(out_dir, extra_steps, name="mnist5k_small", **train_overrides):
-    """Prepare ``out_dir`` to fine-tune a shipped checkpoint with ``train.train``: a
+    """Prepare ``out_dir`` to fine-tune a shipped checkpoint (``name`` as in
+    :func:`load_pretrained`) with ``train.train``: a
     full checkpoint with the shipped EMA as raw and EMA weights, a fresh Adam state.
     Returns the preset for ``train.train(preset, out_dir)``: steps = shipped steps +
     ``extra_steps``, and any ``TrainConfig`` overrides (e.g. ``lr``). Chapter 8."""

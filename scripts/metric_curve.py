@@ -51,7 +51,7 @@ def main():
         earlier = json.loads(path.read_text())
         first = min(p["step"] for p in points)
         points = [p for p in earlier["points"] if p["step"] < first] + points
-        commands = earlier.get("commands", [earlier.get("command")])
+        commands = earlier["commands"]
     commands.append("python scripts/metric_curve.py " + " ".join(sys.argv[1:]))
     path.write_text(json.dumps({"commands": commands, "points": points}, indent=1)
                     + "\n")

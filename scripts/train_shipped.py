@@ -34,10 +34,8 @@ def train_stage(name, run, data_dir, steps=None):
     from blackout_tutorial import data, runs
     path = runs.export(run, ROOT / "blackout_tutorial" / "checkpoints" / f"{name}.pt")
     size = path.stat().st_size / 1e6
-    digest = data.file_digest(path, "sha256")
-    print(f"exported {path} ({size:.1f} MB), sha256 {digest}")
-    # This script just wrote the file: its digest is the one the next stage must trust.
-    runs.PRETRAINED_SHA256[name] = digest
+    print(f"exported {path} ({size:.1f} MB), sha256 {data.file_digest(path, 'sha256')}")
+    return path
 
 
 def main():
@@ -48,14 +46,14 @@ def main():
     parser.add_argument("--steps", type=int, help="continue to this many steps")
     args = parser.parse_args()
     from blackout_tutorial import runs
-    train_stage(args.name, Path(args.runs) / args.name, args.data_dir)
+    export = train_stage(args.name, Path(args.runs) / args.name, args.data_dir)
     for total in CONTINUATIONS[args.name] + ((args.steps,) if args.steps else ()):
         run = Path(args.runs) / f"{args.name}-to{total}"
         if not (run / runs.CHECKPOINT).exists():
-            shipped = runs.load_pretrained(args.name)[2]["step"]
-            runs.start_finetune(run, total - shipped, name=args.name)
-            print(f"{run}: restarts from the exported {args.name} (step {shipped})")
-        train_stage(args.name, run, args.data_dir, total)
+            step = int(runs.read_checkpoint(export)["step"])
+            runs.start_finetune(run, total - step, name=export)
+            print(f"{run}: restarts from {export.name} (step {step})")
+        export = train_stage(args.name, run, args.data_dir, total)
 
 
 if __name__ == "__main__":
